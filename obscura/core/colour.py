@@ -11,7 +11,7 @@ All RGB↔RGB conversions go through CIE XYZ relative to D50 (the ICC and DNG co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -60,16 +60,25 @@ SPACES: dict[str, ColourSpace] = {
         ColourSpace("camera", None, WHITE_D50),
         ColourSpace("xyz_d50", None, WHITE_D50),
         ColourSpace("linear_srgb", ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), WHITE_D65, icc_name="sRGB linear"),
-        ColourSpace("linear_p3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), WHITE_D65, icc_name="Display P3 linear"),
+        ColourSpace(
+            "linear_p3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), WHITE_D65, icc_name="Display P3 linear"
+        ),
         ColourSpace(
             "linear_prophoto",
             ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)),
             WHITE_D50,
             icc_name="ProPhoto RGB linear",
         ),
-        ColourSpace("linear_rec2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), WHITE_D65, icc_name="Rec. 2020 linear"),
         ColourSpace(
-            "srgb", ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), WHITE_D65, transfer="srgb", linear="linear_srgb", icc_name="sRGB"
+            "linear_rec2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), WHITE_D65, icc_name="Rec. 2020 linear"
+        ),
+        ColourSpace(
+            "srgb",
+            ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)),
+            WHITE_D65,
+            transfer="srgb",
+            linear="linear_srgb",
+            icc_name="sRGB",
         ),
         ColourSpace(
             "display_p3",
@@ -105,18 +114,14 @@ def XYZ_to_xy(XYZ: np.ndarray) -> np.ndarray:
     return XYZ[:2] / XYZ.sum()
 
 
-def normalised_primary_matrix(
-    primaries: tuple[tuple[float, float], ...], white: tuple[float, float]
-) -> np.ndarray:
+def normalised_primary_matrix(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
     """RGB → XYZ matrix from primaries and white (SMPTE RP 177-1993)."""
     P = np.array([xy_to_XYZ(p) for p in primaries]).T  # columns: XYZ of each primary (Y = 1)
     S = np.linalg.solve(P, xy_to_XYZ(white))
     return P * S[None, :]
 
 
-_BRADFORD = np.array(
-    [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]]
-)
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 
 
 def bradford_matrix(src_white: tuple[float, float], dst_white: tuple[float, float]) -> np.ndarray:
@@ -126,7 +131,7 @@ def bradford_matrix(src_white: tuple[float, float], dst_white: tuple[float, floa
     return np.linalg.inv(_BRADFORD) @ np.diag(d / s) @ _BRADFORD
 
 
-@lru_cache(maxsize=None)
+@cache
 def rgb_to_xyz_d50_matrix(space: str) -> np.ndarray:
     """The (3, 3) matrix from linear ``space`` to XYZ relative to D50 (Bradford-adapted)."""
     s = _space(space)
@@ -140,7 +145,7 @@ def rgb_to_xyz_d50_matrix(space: str) -> np.ndarray:
     return m
 
 
-@lru_cache(maxsize=None)
+@cache
 def conversion_matrix(src: str, dst: str) -> np.ndarray:
     """The (3, 3) matrix from linear ``src`` to linear ``dst`` (through XYZ D50)."""
     a = rgb_to_xyz_d50_matrix(_space(src).linear)

@@ -47,9 +47,7 @@ class Registry:
             return self._methods[name]
         except (KeyError, TypeError):
             valid = ", ".join(sorted(self._methods))
-            raise UnknownMethod(
-                f"unknown {self.stage} method {name!r}; valid methods: {valid}"
-            ) from None
+            raise UnknownMethod(f"unknown {self.stage} method {name!r}; valid methods: {valid}") from None
 
     def names(self) -> list[str]:
         """Registered method names, sorted."""

@@ -48,13 +48,9 @@ def validate_cfa(cfa: str) -> str:
     if cfa == "":
         return cfa
     if not isinstance(cfa, str) or len(cfa) not in (4, 16) or set(cfa) - set("RGB"):
-        raise ShapeError(
-            f"cfa must be a 2x2 Bayer pattern like 'RGGB' or a 16-letter Quad Bayer pattern; got {cfa!r}"
-        )
+        raise ShapeError(f"cfa must be a 2x2 Bayer pattern like 'RGGB' or a 16-letter Quad Bayer pattern; got {cfa!r}")
     if cfa not in BAYER_PATTERNS and cfa not in QUAD_BAYER_PATTERNS:
-        raise ShapeError(
-            f"unsupported CFA {cfa!r}; supported: {', '.join(BAYER_PATTERNS + QUAD_BAYER_PATTERNS)}"
-        )
+        raise ShapeError(f"unsupported CFA {cfa!r}; supported: {', '.join(BAYER_PATTERNS + QUAD_BAYER_PATTERNS)}")
     return cfa
 
 
