@@ -2,6 +2,7 @@
 
 from obscura.core.errors import (
     CorruptFile,
+    InputError,
     InvalidParameter,
     ObscuraError,
     OutputExists,
@@ -29,6 +30,7 @@ __all__ = [
     "CorruptFile",
     "DngOpcode",
     "Image",
+    "InputError",
     "InvalidParameter",
     "ObscuraError",
     "OutputExists",

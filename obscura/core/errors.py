@@ -12,6 +12,7 @@ __all__ = [
     "UnsupportedFormat",
     "CorruptFile",
     "ShapeError",
+    "InputError",
     "InvalidParameter",
     "UnknownMethod",
     "OutputExists",
@@ -21,6 +22,10 @@ __all__ = [
 
 class ObscuraError(Exception):
     """Base class of every error obscura raises on purpose."""
+
+
+class InputError(ObscuraError, OSError):
+    """An input cannot be opened: missing, a folder where a file was expected, or unreadable."""
 
 
 class UnsupportedFormat(ObscuraError, ValueError):
