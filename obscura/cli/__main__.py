@@ -1,0 +1,5 @@
+import sys
+
+from obscura.cli.main import main
+
+sys.exit(main())

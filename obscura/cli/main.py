@@ -1,0 +1,41 @@
+"""The ``obscura`` command: one module per subcommand; errors become one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from obscura import __version__
+from obscura.core.errors import ObscuraError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from obscura.cli import demo, develop, info
+
+    parser = argparse.ArgumentParser(prog="obscura", description="obscura: an open camera imaging system")
+    parser.add_argument("--version", action="version", version=f"obscura {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (info, develop, demo):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input or failed job, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ObscuraError as e:
+        print(f"obscura: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("obscura: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
