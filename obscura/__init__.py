@@ -1,3 +1,28 @@
-"""obscura: an open camera imaging system (develop, burst, look, simulate, measure)."""
+"""obscura: an open camera imaging system (develop, burst, look, simulate, measure).
+
+The few entry points a user needs are re-exported here (imported lazily); the rest is reached
+through its package (``obscura.isp``, ``obscura.io``, ...).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "read_raw": "obscura.io.raw",
+    "read_burst": "obscura.io.raw",
+    "write": "obscura.io.write",
+    "write_dng": "obscura.io.dng",
+    "develop": "obscura.isp.develop",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'obscura' has no attribute {name!r}")
