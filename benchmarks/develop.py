@@ -66,7 +66,7 @@ def worker(kind: str, path: str, runs: int, device: str) -> dict:
 
 
 def make_24mp(data: Path, out: Path) -> Path:
-    """A 24 MP (6000×4000) raw: the real colorchart mosaic tiled (mirrored, CFA-phase kept), as DNG."""
+    """A 24 MP (6000×4000) raw: the real colorchart mosaic tiled (even periods keep the CFA phase), as DNG."""
     import torch
 
     from obscura.io.dng import write_dng

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import rawpy
 import torch
-from obscura.io.write import write
 from PIL import Image as PILImage
 
 from obscura.core.errors import InvalidParameter, ShapeError, UnknownMethod
 from obscura.core.types import QUAD_BAYER_PATTERNS, Image, RawFrame, RawMeta
+from obscura.io.write import write
 from obscura.isp.develop import develop, orient
 from obscura.isp.recipe import RECIPES, get_recipe, load_recipe
 from tests.rawfiles import HEADERLESS, LIBRAW_FILES, read_any
