@@ -7,7 +7,10 @@ from typing import Any
 
 _EXPORTS = {
     "read_raw": "obscura.io.raw",
-    "read_headerless": "obscura.io.raw",
+    "read_headerless": "obscura.io.headerless",
+    "parse_opcode_list": "obscura.io.opcodes",
+    "serialize_opcode_list": "obscura.io.opcodes",
+    "make_opcode": "obscura.io.opcodes",
     "read_burst": "obscura.io.raw",
     "write_dng": "obscura.io.dng",
     "write": "obscura.io.write",
