@@ -34,6 +34,12 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Context manager yielding a temporary path next to ``path``; renamed onto ``path`` on success.
@@ -55,6 +61,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         yield tmp
         if p.exists() and not overwrite:  # appeared meanwhile
             raise OutputExists(f"{p}: already exists (use --overwrite / overwrite=True to replace it)")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, p)
     except OSError as e:
         with contextlib.suppress(OSError):
