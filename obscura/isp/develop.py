@@ -80,7 +80,7 @@ def develop_linear(
     x = raw.data.to(torch.float32)
 
     if meta.opcode_list1:
-        x = apply_opcodes(x, meta.opcode_list1, cfa=meta.cfa)
+        x = apply_opcodes(x, meta.opcode_list1, cfa=meta.cfa, scale=65535.0)  # List1 works on raw codes
     say("linearize")
     lin = linearize(RawFrame(x, meta))
     x = lin.data
