@@ -145,7 +145,7 @@ def develop(
     raw = raw.to(dev) if raw.data.device != dev else raw
     say = progress or (lambda s: None)
 
-    with torch.inference_mode():
+    with torch.no_grad():
         img, _neutral, gains = develop_linear(raw, recipe=r, progress=progress)
         meta = img.meta
         x = img.data
