@@ -3,17 +3,34 @@
 Two methods, reached through :func:`fix_bad_pixels`:
 
 - ``"list"``: the pixels named by the caller (DNG BadPixels / FixBadPixelsList, a factory map) are
-  replaced by the median of their valid same-colour neighbours;
-- ``"auto"``: a detector in the spirit of the median-deviation test of dcraw/LibRaw ``pre_interpolate``
-  and of Tomasi & Manduchi-style robust outlier tests: a pixel is bad when it deviates from the median
-  of its 8 same-colour neighbours by more than ``k`` robust sigmas (the larger of the noise sigma and the
-  neighbours' own spread, so texture raises the bar), and when no pixel next to it (any colour) peaks
-  with it — a star or a small highlight lights neighbouring photosites through the lens PSF, a defective
-  photosite does not. The listed pixels are corrected as well.
+  interpolated from their valid neighbours (:func:`fill_bad_pixels`);
+- ``"auto"``: they and the pixels found by :func:`detect_bad_pixels` are.
 
-Same-colour neighbours of pixel (r, c) are the pixels (r + i·n, c + j·n), i, j ∈ {−1, 0, 1}, with ``n``
-the CFA period (2 for Bayer, 4 for Quad Bayer). Work is on tensors (any device); the dense part is a
-pair of pooling passes, the exact test runs on the few candidates only.
+Detection (in the spirit of the directional outlier tests of dcraw/LibRaw ``pre_interpolate`` and of the
+colour-difference predictors of Hamilton & Adams 1997): along each of 4 directions (horizontal, vertical,
+two diagonals) a pixel is predicted from its two same-colour neighbours at distance ``n`` (the CFA period)
+plus the curvature of the pixels between them (other colours on Bayer: colour differences are smoother
+than colours, so texture shared by the channels cancels). A pixel is hot when it exceeds *every*
+directional prediction by more than ``k`` noise sigmas of the prediction residual (dead: below every one):
+an edge or a line leaves at least one direction that follows it, a defect does not. The noise is given
+(``sigma`` or a DNG ``noise_profile``, variance ``a·x + b``) or estimated (MAD of the residual).
+Point lights (stars, specular glints) pass that test too, but the lens PSF lifts the adjacent photosites of
+the other colours along both axes, which a defective photosite does not: such pixels are kept
+(cross-channel evidence). A defect also spoils the predictions of the pixels next to it, so the
+detections are tested again with the strongest one of each 3×3 neighbourhood replaced by its fill.
+
+Filling interpolates colour differences (Hamilton & Adams 1997): the mean of the 4 adjacent pixels plus
+the colour difference (pixel − mean of its 4 adjacent ones) of the same-colour neighbours, along the axis
+of smaller gradient (inverse-gradient weights, as edge-directed interpolation, Hibbard 1995). Where an
+adjacent pixel is bad too, the gradient-weighted directional predictions above are used over the
+directions whose samples are all valid; where none is (clusters, rectangles, corners), the pixels are
+filled ring by ring from the border inwards by a plane fitted to their valid same-colour neighbours
+(their median where those do not span a plane); ``statistic="median"``/``"mean"`` give the plain
+median/mean of the valid same-colour neighbours instead.
+
+Work is on tensors (any device). Speed: the dense part is one pre-filter over the mosaic, in bands of rows
+that stay in the CPU cache, with preallocated buffers (allocating full-size temporaries costs more than
+the arithmetic); the exact tests and the fill gather only the few candidate pixels by index.
 """
 
 from __future__ import annotations
@@ -22,9 +39,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F  # noqa: N812
 
-from obscura.core.cfa import cfa_period
+from obscura.core.cfa import cfa_period, channel_of_sites
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 
@@ -41,8 +57,12 @@ __all__ = [
 BAD_PIXELS = Registry("bad_pixels")
 
 _OFFSETS = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 _GAUSS = 1.4826  # MAD → sigma for a Gaussian
-_SPREAD = 1.7048  # E[x(7) − x(2)] of 8 standard normal samples: trimmed range → sigma
+# residual x − P of a directional prediction P = (x₋₂ + x₊₂)/2 + (x₋₁ + x₊₁ − x₋₃ − x₊₃)/4 on white noise:
+# variance 1 + 2/4 + 4/16 = 1.75 times the pixel variance
+_RESIDUAL_VAR = 1.75
+_BAND_ROWS = 128  # rows per band of the dense pre-filter (a few MB per buffer: stays in the cache)
 
 
 def _check_mosaic(mosaic: torch.Tensor, cfa: str) -> tuple[torch.Tensor, int]:
@@ -56,7 +76,7 @@ def _check_mosaic(mosaic: torch.Tensor, cfa: str) -> tuple[torch.Tensor, int]:
     if h % n or w % n or h < 3 * n or w < 3 * n:
         raise ShapeError(f"mosaic must be (H, W) with sides multiples of {n} and ≥ {3 * n} for CFA {cfa}; got {(h, w)}")
     x = mosaic if mosaic.dtype.is_floating_point else mosaic.to(torch.float32)
-    return x, n
+    return x.contiguous(), n
 
 
 def bad_pixel_mask(
@@ -87,15 +107,82 @@ def bad_pixel_mask(
     return mask
 
 
-def _neighbour_index(r: torch.Tensor, c: torch.Tensor, h: int, w: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, 8) rows and cols of the same-colour neighbours, mirrored back inside at the borders."""
-    dr = torch.tensor([o[0] * n for o in _OFFSETS], device=r.device)
-    dc = torch.tensor([o[1] * n for o in _OFFSETS], device=r.device)
-    rr = r[:, None] + dr
-    cc = c[:, None] + dc
-    rr = torch.where((rr < 0) | (rr >= h), r[:, None] - dr, rr)
-    cc = torch.where((cc < 0) | (cc >= w), c[:, None] - dc, cc)
-    return rr, cc
+# ---------------------------------------------------------------------------------------------- gathers
+
+
+def _index(
+    shape: tuple[int, int], r: torch.Tensor, c: torch.Tensor, offsets: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """(K, M) flat indices of (r + dr, c + dc) for the M offsets; a coordinate that falls outside is
+    mirrored about (r, c) (r − dr), which keeps the CFA colour. A few ops whatever M (speed)."""
+    h, w = shape
+    d = torch.tensor(offsets, dtype=r.dtype, device=r.device)
+    rr = r[:, None] + d[:, 0]
+    cc = c[:, None] + d[:, 1]
+    rr = torch.where((rr < 0) | (rr >= h), r[:, None] - d[:, 0], rr)
+    cc = torch.where((cc < 0) | (cc >= w), c[:, None] - d[:, 1], cc)
+    return rr * w + cc
+
+
+def _outside(
+    shape: tuple[int, int], r: torch.Tensor, c: torch.Tensor, offsets: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """(K, M) True where (r + dr, c + dc) falls outside the mosaic (the fill does not use mirrored samples)."""
+    h, w = shape
+    d = torch.tensor(offsets, dtype=r.dtype, device=r.device)
+    rr = r[:, None] + d[:, 0]
+    cc = c[:, None] + d[:, 1]
+    return (rr < 0) | (rr >= h) | (cc < 0) | (cc >= w)
+
+
+def _gather(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    c: torch.Tensor,
+    offsets: Sequence[tuple[int, int]],
+    over: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """(K, M) values of ``x`` at the offsets from (r, c) (see :func:`_index`).
+
+    ``over``: (sorted flat indices, values) that replace those of ``x`` (a sparse edit, no full-size copy).
+    """
+    flat = _index(x.shape, r, c, offsets)
+    v = x.view(-1)[flat]
+    if over is not None and over[0].numel():
+        pos = torch.searchsorted(over[0], flat).clamp(max=over[0].numel() - 1)
+        v = torch.where(over[0][pos] == flat, over[1][pos], v)
+    return v
+
+
+def _directional(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    c: torch.Tensor,
+    n: int,
+    bad: torch.Tensor | None = None,
+    over: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(K, 4) colour-difference predictions, gradients and validity along the 4 directions at (r, c).
+
+    Along direction d with unit step u = d·n/2: ``P = (x(−2u) + x(+2u))/2 + (x(−u) + x(+u) − x(−3u) − x(+3u))/4``
+    (the same-colour mean corrected by the curvature of the samples between: Hamilton & Adams 1997);
+    gradient ``|x(−2u) − x(+2u)| + |x(−u) − x(+u)|``; valid when none of the six samples is in ``bad`` or
+    outside the mosaic.
+    """
+    s = n // 2
+    offs = [(j * s * di, j * s * dj) for di, dj in _DIRECTIONS for j in (-3, -2, -1, 1, 2, 3)]
+    v = _gather(x, r, c, offs, over).reshape(-1, 4, 6)  # (K, direction, j)
+    m3, m2, m1, p1, p2, p3 = v.unbind(2)
+    p = 0.5 * (m2 + p2) + 0.25 * (m1 + p1 - m3 - p3)
+    g = (m2 - p2).abs() + (m1 - p1).abs()
+    if bad is None:
+        return p, g, torch.ones_like(p, dtype=torch.bool)
+    invalid = _gather(bad, r, c, offs) | _outside(x.shape, r, c, offs)
+    valid = ~invalid.reshape(-1, 4, 6).any(2)
+    return p, g, valid
+
+
+# ---------------------------------------------------------------------------------------------- fill
 
 
 def _median_of_sorted(s: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
@@ -105,102 +192,329 @@ def _median_of_sorted(s: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     return 0.5 * (s.gather(1, lo[:, None]) + s.gather(1, hi[:, None]))[:, 0]
 
 
-def fill_bad_pixels(
-    mosaic: torch.Tensor, mask: torch.Tensor, *, cfa: str, statistic: str = "median", max_iterations: int = 10000
-) -> torch.Tensor:
-    """Replace the pixels where ``mask`` is True by the median (or mean) of their valid same-colour neighbours.
+def _ring_step(
+    out: torch.Tensor, bad: torch.Tensor, r: torch.Tensor, c: torch.Tensor, n: int, statistic: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Median/mean/plane fit of the valid same-colour neighbours for the bad pixels that have some (the outer
+    ring of clusters), in place; returns the pixels still to fill."""
+    h, w = out.shape
+    dr = torch.tensor([o[0] * n for o in _OFFSETS], device=out.device)
+    dc = torch.tensor([o[1] * n for o in _OFFSETS], device=out.device)
+    rr, cc = r[:, None] + dr, c[:, None] + dc
+    inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    rr, cc = rr.clamp(0, h - 1), cc.clamp(0, w - 1)
+    valid = inside & ~bad[rr, cc]
+    vals = out[rr, cc]
+    count = valid.sum(1)
+    if statistic == "mean":
+        est = torch.where(valid, vals, torch.zeros_like(vals)).sum(1) / count.clamp(min=1)
+    else:
+        srt, _ = torch.where(valid, vals, torch.full_like(vals, math.inf)).sort(1)
+        est = _median_of_sorted(srt, count)
+    if statistic == "plane":
+        # least-squares plane through the valid neighbours, where they span one (exact on smooth gradients,
+        # which a median of one-sided neighbours is not); the median elsewhere
+        dt = torch.promote_types(out.dtype, torch.float32)  # linalg has no half precision
+        a = torch.tensor([[1.0, o[0], o[1]] for o in _OFFSETS], dtype=dt, device=out.device)  # (8, 3)
+        wv = valid.to(dt)
+        m = torch.einsum("km,mi,mj->kij", wv, a, a)
+        rhs = torch.einsum("km,mi,km->ki", wv, a, torch.where(valid, vals, torch.zeros_like(vals)).to(dt))
+        solvable = torch.linalg.det(m).abs() > 1e-3
+        if bool(solvable.any()):
+            coef = torch.linalg.solve(m[solvable], rhs[solvable])
+            est[solvable] = coef[:, 0].to(est.dtype)
+    most = int(count.max())
+    if most == 0:
+        raise InvalidParameter("bad pixels cover a whole colour plane; nothing to interpolate from")
+    ok = count >= min(most, 3)  # the best-supported first: a pixel deep in a cluster waits for its ring
+    out[r[ok], c[ok]] = est[ok]
+    bad[r[ok], c[ok]] = False
+    return r[~ok], c[~ok]
 
-    Clusters and rectangles are filled from their border inwards, one ring of same-colour pixels per pass.
+
+_AXIAL = ((0, -1), (0, 1), (-1, 0), (1, 0))
+
+
+def _fill_colour_difference(
+    x: torch.Tensor, bad: torch.Tensor, r: torch.Tensor, c: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour-difference fill: the mean of the 4 adjacent pixels plus the colour difference interpolated
+    from the same-colour neighbours along the axis of smaller gradient (inverse-gradient weights; Hamilton
+    & Adams 1997 interpolate colour differences rather than colours). Returns the estimates and validity."""
+    # columns: the 4 adjacent pixels, then per axis and side the same-colour neighbour q and q's 4 adjacent ones
+    offs = list(_AXIAL)
+    for ai, aj in ((0, 1), (1, 0)):
+        for sgn in (-1, 1):
+            qi, qj = sgn * n * ai, sgn * n * aj
+            offs += [(qi, qj)] + [(qi + oi, qj + oj) for oi, oj in _AXIAL]
+    v = _gather(x, r, c, offs)
+    b = _gather(bad, r, c, offs) | _outside(x.shape, r, c, offs)
+    base = v[:, :4].mean(1)
+    ok = ~b[:, :4].any(1)
+    num = torch.zeros_like(base)
+    den = torch.zeros_like(base)
+    for axis in range(2):
+        blk = v[:, 4 + 10 * axis : 14 + 10 * axis].reshape(-1, 2, 5)  # (K, side, [q, 4 adjacent])
+        cd = (blk[:, :, 0] - blk[:, :, 1:].mean(2)).mean(1)
+        valid = ok & ~b[:, 4 + 10 * axis : 14 + 10 * axis].any(1)
+        adj = v[:, 2 * axis : 2 * axis + 2]  # the 2 adjacent pixels along this axis
+        grad = (blk[:, 0, 0] - blk[:, 1, 0]).abs() + (adj[:, 0] - adj[:, 1]).abs()
+        wgt = torch.where(valid, 1.0 / (grad + 1e-3), torch.zeros_like(grad))
+        num += wgt * cd
+        den += wgt
+    return base + num / den.clamp(min=1e-30), den > 0
+
+
+def _fill_values(
+    x: torch.Tensor, bad: torch.Tensor, r: torch.Tensor, c: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimates at the bad pixels (r, c), and where they exist: the colour-difference fill, or where an
+    adjacent pixel is bad, the gradient-weighted directional predictions whose samples are all valid."""
+    est, ok = _fill_colour_difference(x, bad, r, c, n)
+    if not bool(ok.all()):
+        rest = (~ok).nonzero()[:, 0]
+        p, g, valid = _directional(x, r[rest], c[rest], n, bad)
+        wgt = torch.where(valid, 1.0 / (g + 1e-3), torch.zeros_like(g))
+        total = wgt.sum(1)
+        est[rest] = (wgt * p).sum(1) / total.clamp(min=1e-30)
+        ok[rest] = total > 0
+    return est, ok
+
+
+def _fill_at(out: torch.Tensor, bad: torch.Tensor, r: torch.Tensor, c: torch.Tensor, n: int, statistic: str):
+    """Fill the bad pixels (r, c) of ``out`` in place (``bad`` is their mask, updated as they are filled).
+
+    ``"directional"``: the estimates of :func:`_fill_values` wherever their samples are valid; where none is
+    (clusters, rectangles), one ring from the border inwards with a plane fitted to the valid same-colour
+    neighbours (their median where they do not span a plane), then again.
+    """
+    while r.numel():
+        if statistic == "directional":
+            est, ok = _fill_values(out, bad, r, c, n)
+            if bool(ok.any()):
+                out[r[ok], c[ok]] = est[ok]
+                bad[r[ok], c[ok]] = False
+                r, c = r[~ok], c[~ok]
+                continue
+        r, c = _ring_step(out, bad, r, c, n, "plane" if statistic == "directional" else statistic)
+
+
+def fill_bad_pixels(
+    mosaic: torch.Tensor, mask: torch.Tensor, *, cfa: str, statistic: str = "directional"
+) -> torch.Tensor:
+    """Replace the pixels where ``mask`` is True by an interpolation from their valid neighbours.
+
+    ``statistic``: ``"directional"`` (default: colour-difference and directional interpolation where their
+    samples are valid, a plane fit to the valid same-colour neighbours elsewhere; see the module docstring),
+    ``"median"`` or ``"mean"`` of the valid same-colour neighbours. Clusters and rectangles are filled from
+    their border inwards.
     """
     x, n = _check_mosaic(mosaic, cfa)
-    if statistic not in ("median", "mean"):
-        raise InvalidParameter(f"statistic must be 'median' or 'mean'; got {statistic!r}")
+    if statistic not in ("directional", "median", "mean"):
+        raise InvalidParameter(f"statistic must be 'directional', 'median' or 'mean'; got {statistic!r}")
     if not isinstance(mask, torch.Tensor) or mask.shape != x.shape:
         raise ShapeError(f"mask must be a tensor of the mosaic's shape {tuple(x.shape)}; got {_shape(mask)}")
-    h, w = x.shape
     bad = mask.to(device=x.device, dtype=torch.bool).clone()
     out = x.clone()
-    if not bool(bad.any()):
+    idx = bad.nonzero()
+    if idx.shape[0] == 0:
         return out
-    if bool(bad.all()):
+    if idx.shape[0] == bad.numel():
         raise InvalidParameter("every pixel of the mosaic is marked bad; nothing to interpolate from")
-    for _ in range(max_iterations):
-        idx = bad.nonzero()
-        if idx.numel() == 0:
-            break
-        r, c = idx[:, 0], idx[:, 1]
-        dr = torch.tensor([o[0] * n for o in _OFFSETS], device=x.device)
-        dc = torch.tensor([o[1] * n for o in _OFFSETS], device=x.device)
-        rr, cc = r[:, None] + dr, c[:, None] + dc
-        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        rr, cc = rr.clamp(0, h - 1), cc.clamp(0, w - 1)
-        valid = inside & ~bad[rr, cc]
-        vals = out[rr, cc]
-        count = valid.sum(1)
-        if statistic == "mean":
-            est = torch.where(valid, vals, torch.zeros_like(vals)).sum(1) / count.clamp(min=1)
-        else:
-            s, _ = torch.where(valid, vals, torch.full_like(vals, math.inf)).sort(1)
-            est = _median_of_sorted(s, count)
-        ok = count > 0
-        if not bool(ok.any()):
-            raise InvalidParameter("bad pixels cover a whole colour plane; nothing to interpolate from")
-        out[r[ok], c[ok]] = est[ok]
-        bad[r[ok], c[ok]] = False
+    _fill_at(out, bad, idx[:, 0], idx[:, 1], n, statistic)
     return out
 
 
-def _subplanes(x: torch.Tensor, n: int) -> torch.Tensor:
-    """(H, W) → (n², H/n, W/n): one plane per CFA site."""
-    h, w = x.shape
-    return x.reshape(h // n, n, w // n, n).permute(1, 3, 0, 2).reshape(n * n, h // n, w // n)
+# ---------------------------------------------------------------------------------------------- noise
 
 
-# Sorting network for 8 values (19 compare-exchanges, Knuth TAOCP vol. 3 §5.3.4): vectorized over all
-# pixels at once, much faster than torch.sort on many short rows.
-_NET8 = (
-    (0, 2), (1, 3), (4, 6), (5, 7),
-    (0, 4), (1, 5), (2, 6), (3, 7),
-    (0, 1), (2, 3), (4, 5), (6, 7),
-    (2, 4), (3, 5),
-    (1, 4), (3, 6),
-    (1, 2), (3, 4), (5, 6),
-)  # fmt: skip
-
-
-def _sort8(v: torch.Tensor) -> list[torch.Tensor]:
-    """The 8 columns of ``v`` (K, 8) in ascending order, as a list of (K,) tensors."""
-    s = list(v.unbind(1))
-    for i, j in _NET8:
-        s[i], s[j] = torch.minimum(s[i], s[j]), torch.maximum(s[i], s[j])
-    return s
-
-
-def _robust_stats(x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Median of the 8 same-colour neighbours and their spread (trimmed range as a sigma) at (r, c)."""
-    h, w = x.shape
-    rr, cc = _neighbour_index(r, c, h, w, n)
-    s = _sort8(x[rr, cc])
-    return 0.5 * (s[3] + s[4]), (s[6] - s[1]) / _SPREAD
-
-
-def _site_sigma(x: torch.Tensor, n: int, sigma: float | Sequence[float] | None) -> torch.Tensor:
-    """Noise sigma per CFA site: given, or the MAD of a horizontal same-colour second difference.
-
-    The estimate uses about 64 tile rows (cheap); for white noise ``x − (l + r)/2`` has sigma·sqrt(3/2).
-    """
+def _noise_model(
+    x: torch.Tensor,
+    cfa: str,
+    n: int,
+    sigma: float | Sequence[float] | None,
+    noise_profile: Sequence[float] | Sequence[Sequence[float]] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per CFA site (a, b) of the pixel noise variance ``a·x + b``: given, or b estimated (a = 0)."""
+    sites = n * n
+    if sigma is not None and noise_profile is not None:
+        raise InvalidParameter("give either sigma or noise_profile, not both")
+    if noise_profile is not None:
+        try:
+            prof = [float(v) for v in noise_profile]  # one (a, b) pair
+            pairs = [prof] if len(prof) == 2 else []
+        except (TypeError, ValueError):
+            try:
+                pairs = [[float(v) for v in p] for p in noise_profile]
+            except (TypeError, ValueError):
+                pairs = []
+        ok = pairs and all(len(p) == 2 and all(math.isfinite(v) and v >= 0 for v in p) for p in pairs)
+        if not ok or len(pairs) not in (1, 3, sites):
+            raise InvalidParameter(
+                "noise_profile must be (a, b) ≥ 0, or one (a, b) per colour (R, G, B) or per CFA site "
+                f"({sites}); got {noise_profile!r}"
+            )
+        if len(pairs) == 1:
+            per_site = pairs * sites
+        elif len(pairs) == sites:
+            per_site = pairs
+        else:
+            per_site = [pairs[ch] for ch in channel_of_sites(cfa)]
+        t = torch.tensor(per_site, dtype=x.dtype, device=x.device)
+        return t[:, 0].contiguous(), t[:, 1].contiguous()
     if sigma is not None:
         sv = [float(sigma)] if isinstance(sigma, int | float) else [float(v) for v in sigma]
-        if len(sv) not in (1, n * n) or not all(math.isfinite(v) and v >= 0 for v in sv):
-            raise InvalidParameter(f"sigma must be ≥ 0, one value or one per CFA site ({n * n}); got {sigma!r}")
-        return torch.tensor(sv * (n * n if len(sv) == 1 else 1), dtype=x.dtype, device=x.device)
+        if len(sv) not in (1, sites) or not all(math.isfinite(v) and v >= 0 for v in sv):
+            raise InvalidParameter(f"sigma must be ≥ 0, one value or one per CFA site ({sites}); got {sigma!r}")
+        b = torch.tensor(sv * (sites if len(sv) == 1 else 1), dtype=x.dtype, device=x.device).square()
+        return torch.zeros_like(b), b
+    # estimate: MAD of the horizontal residual on about 64 tile rows (cheap; robust to the few defects)
     h, w = x.shape
-    rows = x.reshape(h // n, n, w)[:: max(1, h // n // 64)]  # (R, n, W): a subset of tile rows
-    d = rows[..., n:-n] - 0.5 * (rows[..., : -2 * n] + rows[..., 2 * n :])  # (R, n, W − 2n)
-    cols = d.shape[-1] - d.shape[-1] % n
-    d = d[..., :cols].reshape(d.shape[0], n, cols // n, n).permute(1, 3, 0, 2).reshape(n * n, -1)
-    # columns of d start at x-column n, so site (i, j) of d is site (i, j) of the mosaic
-    return d.abs().median(dim=1).values * (_GAUSS / math.sqrt(1.5))
+    s = n // 2
+    rows = x.reshape(h // n, n, w)[:: max(1, h // n // 64)]  # (R, n, W)
+    core = slice(3 * s, w - 3 * s)
+
+    def at(j: int) -> torch.Tensor:
+        return rows[..., 3 * s + j * s : w - 3 * s + j * s]
+
+    e = rows[..., core] - 0.5 * (at(-2) + at(2)) - 0.25 * (at(-1) + at(1) - at(-3) - at(3))
+    cols = e.shape[-1] - e.shape[-1] % n
+    e = e[..., :cols].reshape(e.shape[0], n, cols // n, n).permute(1, 3, 0, 2).reshape(sites, -1)
+    # e's columns start at mosaic column 3s, a multiple of n only when s is even: shift the site back
+    shift = (3 * s) % n
+    order = [i * n + (j - shift) % n for i in range(n) for j in range(n)]
+    e = e[torch.tensor(order, device=x.device)]
+    sig_e = e.abs().median(dim=1).values * _GAUSS
+    b = sig_e.square() / _RESIDUAL_VAR
+    return torch.zeros_like(b), b
+
+
+# ---------------------------------------------------------------------------------------------- detection
+
+
+def _prefilter(x: torch.Tensor, n: int, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates for the exact test: pixels beyond the horizontal and vertical predictions by ``t``, same sign.
+
+    A necessary condition of the exact test (which needs all 4 directions), on interior pixels in bands of
+    rows with reused buffers; the border band of width 3n/2 is all candidates (mirrored in the exact test).
+    """
+    h, w = x.shape
+    s = n // 2
+    m = 3 * s
+    r0, r1, c0, c1 = m, h - m, m, w - m
+    rows_out: list[torch.Tensor] = []
+    cols_out: list[torch.Tensor] = []
+    if r1 > r0 and c1 > c0:
+        band = min(_BAND_ROWS, r1 - r0)
+        bh = torch.empty(band, c1 - c0, dtype=x.dtype, device=x.device)
+        bv = torch.empty_like(bh)
+        for a in range(r0, r1, band):
+            b = min(a + band, r1)
+            eh, ev = bh[: b - a], bv[: b - a]
+            # eh = 2·P_h − 2·x = −2·(x − P_h)
+            torch.add(x[a:b, c0 - 2 * s : c1 - 2 * s], x[a:b, c0 + 2 * s : c1 + 2 * s], out=eh)
+            eh.add_(x[a:b, c0 - s : c1 - s], alpha=0.5).add_(x[a:b, c0 + s : c1 + s], alpha=0.5)
+            eh.sub_(x[a:b, c0 - 3 * s : c1 - 3 * s], alpha=0.5).sub_(x[a:b, c0 + 3 * s : c1 + 3 * s], alpha=0.5)
+            eh.sub_(x[a:b, c0:c1], alpha=2.0)
+            torch.add(x[a - 2 * s : b - 2 * s, c0:c1], x[a + 2 * s : b + 2 * s, c0:c1], out=ev)
+            ev.add_(x[a - s : b - s, c0:c1], alpha=0.5).add_(x[a + s : b + s, c0:c1], alpha=0.5)
+            ev.sub_(x[a - 3 * s : b - 3 * s, c0:c1], alpha=0.5).sub_(x[a + 3 * s : b + 3 * s, c0:c1], alpha=0.5)
+            ev.sub_(x[a:b, c0:c1], alpha=2.0)
+            cand = (torch.maximum(eh, ev) < -2 * t) | (torch.minimum(eh, ev) > 2 * t)
+            rc = cand.nonzero()
+            rows_out.append(rc[:, 0] + a)
+            cols_out.append(rc[:, 1] + c0)
+    # the border band
+    edge = torch.ones(h, w, dtype=torch.bool, device=x.device)
+    edge[r0:r1, c0:c1] = False
+    rc = edge.nonzero()
+    rows_out.append(rc[:, 0])
+    cols_out.append(rc[:, 1])
+    return torch.cat(rows_out), torch.cat(cols_out)
+
+
+def _detect(
+    x: torch.Tensor,
+    cfa: str,
+    n: int,
+    *,
+    k: float,
+    min_deviation: float,
+    sigma: float | Sequence[float] | None,
+    noise_profile: Sequence[float] | Sequence[Sequence[float]] | None,
+    neighbour_ratio: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns of the detected hot and dead pixels."""
+    for name, v in (("k", k), ("min_deviation", min_deviation), ("neighbour_ratio", neighbour_ratio)):
+        if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise InvalidParameter(f"{name} must be a positive finite number; got {v!r}")
+    if k < 3.0:
+        raise InvalidParameter(f"k must be ≥ 3 (noise sigmas; lower values flag plain noise); got {k}")
+    a_site, b_site = _noise_model(x, cfa, n, sigma, noise_profile)
+    w = x.shape[1]
+    t = max(min(float(v) for v in (k * (b_site * _RESIDUAL_VAR).sqrt()).clamp(min=min_deviation)), 1e-12)
+    r, c = _prefilter(x, n, t)
+    if r.numel() == 0:
+        return r, c
+    # exact test: beyond every directional prediction
+    p, _, _ = _directional(x, r, c, n)
+    v = x.view(-1)[r * w + c]
+    site = (r % n) * n + c % n
+    level = p.mean(1).clamp(min=0)
+    sig = (a_site[site] * level + b_site[site]).sqrt()  # pixel noise sigma at the candidates
+    thr = (k * math.sqrt(_RESIDUAL_VAR) * sig).clamp(min=min_deviation)
+    e_hot = v - p.amax(1)
+    e_dead = p.amin(1) - v
+    keep = (e_hot > thr) | (e_dead > thr)
+    r, c, sig, thr = r[keep], c[keep], sig[keep], thr[keep]
+    e = torch.where(e_hot[keep] > thr, e_hot[keep], -e_dead[keep])  # signed deviation
+    if r.numel() == 0:
+        return r, c
+    # cross-channel evidence: a point light seen through the lens lifts the 4 adjacent photosites (other colours
+    # on Bayer) above their own neighbours across, along both axes; a defective photosite leaves them alone.
+    # lift of the neighbour at offset o: x(o) − mean of x(o ± n·o⊥), o⊥ ⟂ o
+    lifts = []
+    for ai, aj in ((0, 1), (1, 0)):
+        pi, pj = n * aj, n * ai  # across the axis
+        offs = []
+        for sgn in (-1, 1):
+            oi, oj = sgn * ai, sgn * aj
+            offs += [(oi, oj), (oi - pi, oj - pj), (oi + pi, oj + pj)]
+        v = _gather(x, r, c, offs).reshape(-1, 2, 3)
+        lifts.append((v[:, :, 0] - 0.5 * (v[:, :, 1] + v[:, :, 2])).mean(1) * e.sign())
+    lift = torch.minimum(lifts[0], lifts[1])
+    # noise of a lift: sigma·sqrt((1 + 1/2)/2)
+    point_light = (lift > neighbour_ratio * e.abs()) & (lift > 3.0 * math.sqrt(0.75) * sig)
+    keep = ~point_light
+    r, c, sig, score = r[keep], c[keep], sig[keep], (e.abs() / thr)[keep]
+    if r.numel() < 2:
+        return r, c
+    # second pass: a defect spoils the predictions of the pixels around it, which may then pass for outliers
+    # too. Keep the strongest detection of each 3×3 neighbourhood, replace those by their fill (a sparse edit,
+    # no full-size copy) and test all the detections again.
+    flat = r * w + c
+    order = flat.argsort()
+    sorted_flat, sorted_score = flat[order], score[order]
+    nb = _sparse_lookup(sorted_flat, sorted_score, _index(x.shape, r, c, _OFFSETS))
+    strongest = (score[:, None] >= nb).all(1)
+    rk, ck = r[strongest], c[strongest]
+    bad = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+    bad[rk, ck] = True
+    fill, ok = _fill_values(x, bad, rk, ck, n)
+    fk = rk * w + ck
+    ok_order = fk[ok].argsort()
+    over = (fk[ok][ok_order], fill[ok][ok_order])
+    p, _, _ = _directional(x, r, c, n, over=over)
+    v = x.view(-1)[flat]
+    thr = thr[keep]
+    keep = (v - p.amax(1) > thr) | (p.amin(1) - v > thr)
+    return r[keep], c[keep]
+
+
+def _sparse_lookup(keys: torch.Tensor, vals: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """``vals`` at ``query`` for sorted ``keys``; 0 where a query is not a key."""
+    pos = torch.searchsorted(keys, query).clamp(max=keys.numel() - 1)
+    return torch.where(keys[pos] == query, vals[pos], torch.zeros_like(vals[pos]))
 
 
 def detect_bad_pixels(
@@ -210,69 +524,25 @@ def detect_bad_pixels(
     k: float = 4.5,
     min_deviation: float = 0.02,
     sigma: float | Sequence[float] | None = None,
-    neighbour_ratio: float = 0.2,
+    noise_profile: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    neighbour_ratio: float = 0.15,
 ) -> torch.Tensor:
     """(H, W) bool mask of hot and dead pixels in a normalized mosaic (black 0, white 1).
 
-    A pixel is flagged when ``|x − median8| > max(k · max(sigma, spread8), min_deviation)``, with
-    ``median8`` and ``spread8`` the median and robust spread of its 8 same-colour neighbours, and
-    ``sigma`` the noise sigma of its CFA site (estimated by the MAD of a high-pass residual when not
-    given), and when none of its 8 direct neighbours (any colour) deviates the same way by more than
-    ``neighbour_ratio`` of its deviation and 3 of its own robust sigmas (real point-like detail, such as
-    stars, spreads over neighbouring photosites through the lens; a defective photosite does not).
+    A pixel is flagged when it lies above all 4 directional colour-difference predictions (hot), or below
+    all of them (dead), by more than ``max(k · sqrt(1.75) · sigma, min_deviation)``, with ``sigma`` the
+    pixel noise: ``sigma`` (one value or one per CFA site), ``noise_profile`` (DNG NoiseProfile: ``(a, b)``,
+    one per colour R, G, B or one per CFA site, variance ``a·x + b`` at signal ``x``) or, when neither is
+    given, estimated per CFA site by the MAD of the prediction residual. A pixel whose 4 adjacent
+    photosites are lifted (same sign) by more than ``neighbour_ratio`` of its deviation along both axes is
+    a point light (star, glint), not a defect.
     """
     x, n = _check_mosaic(mosaic, cfa)
-    for name, v in (("k", k), ("min_deviation", min_deviation), ("neighbour_ratio", neighbour_ratio)):
-        if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-            raise InvalidParameter(f"{name} must be a positive finite number; got {v!r}")
-    if k < 3.5:
-        raise InvalidParameter(f"k must be ≥ 3.5 (robust sigmas; lower values flag plain noise); got {k}")
-    h, w = x.shape
-    # Test the colour difference d = x − mean of the 4 axial neighbours (other colours) rather than x: image
-    # texture is mostly shared by the colour channels and cancels, while a defect stays (Hamilton & Adams
-    # 1997 use the same smoothness of colour differences for demosaicing).
-    q = F.pad(x[None, None], (1, 1, 1, 1), mode="reflect")[0, 0]
-    x = x - 0.25 * (q[1:-1, :-2] + q[1:-1, 2:] + q[:-2, 1:-1] + q[2:, 1:-1])
-    sig = _site_sigma(x, n, sigma)
-    floor = torch.clamp(k * sig, min=min_deviation)  # (n²,) smallest threshold per site
-    t = 0.5 * float(floor.min())
-    # Dense pre-filter (a necessary condition, cheap: a few passes over the mosaic). A pixel that passes the
-    # exact test below deviates from its 8-neighbour median by T ≥ t·2 while the trimmed spread stays
-    # below T/k, so at most one same-colour neighbour lies within T/2 of it; in particular at most one of
-    # its 4 axial neighbours l, r, u, d. With A/a the max/min of (l, r) and B/b of (u, d), for a hot pixel:
-    # x − t ≥ max(a, b) and x − t ≥ min(A, B); mirrored for a dead one. (This needs k ≥ 3.5.)
-    p = F.pad(x[None, None], (n, n, n, n), mode="reflect")[0, 0]
-    l, rt, up, dn = p[n:-n, : -2 * n], p[n:-n, 2 * n :], p[: -2 * n, n:-n], p[2 * n :, n:-n]
-    m1 = torch.maximum(torch.minimum(l, rt), torch.minimum(up, dn))
-    m2 = torch.minimum(torch.maximum(l, rt), torch.maximum(up, dn))
-    hot = x >= torch.maximum(m1, m2).add_(t)
-    dead = x <= torch.minimum(m1, m2).sub_(t)
-    r, c = (hot | dead).nonzero(as_tuple=True)
-    mask = torch.zeros(h, w, dtype=torch.bool, device=x.device)
-    if r.numel() == 0:
-        return mask
-    site = (r % n) * n + c % n
-    med, spread = _robust_stats(x, r, c, n)
-    e = x[r, c] - med
-    sig_site = sig[site]
-    thr = torch.clamp(k * torch.maximum(spread, sig_site), min=min_deviation)
-    keep = e.abs() > thr
-    r, c, e = r[keep], c[keep], e[keep]
-    if r.numel() == 0:
-        return mask
-    # guard: does a direct neighbour (any colour) peak the same way? then it is detail, not a defect
-    detail = torch.zeros_like(e, dtype=torch.bool)
-    for di, dj in _OFFSETS:
-        rq = r + di
-        cq = c + dj
-        rq = torch.where((rq < 0) | (rq >= h), r - di, rq)
-        cq = torch.where((cq < 0) | (cq >= w), c - dj, cq)
-        mq, sq = _robust_stats(x, rq, cq, n)
-        eq = x[rq, cq] - mq
-        site_q = (rq % n) * n + cq % n
-        peaked = (eq * e.sign() > neighbour_ratio * e.abs()) & (eq.abs() > 3.0 * torch.maximum(sq, sig[site_q]))
-        detail |= peaked
-    r, c = r[~detail], c[~detail]
+    r, c = _detect(
+        x, cfa, n, k=k, min_deviation=min_deviation, sigma=sigma, noise_profile=noise_profile,
+        neighbour_ratio=neighbour_ratio,
+    )  # fmt: skip
+    mask = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
     mask[r, c] = True
     return mask
 
@@ -284,9 +554,9 @@ def fix_bad_pixels_list(
     cfa: str,
     points: Sequence[Sequence[int]] = (),
     rects: Sequence[Sequence[int]] = (),
-    statistic: str = "median",
+    statistic: str = "directional",
 ) -> torch.Tensor:
-    """Replace the listed pixels and rectangles by the median (or mean) of their valid same-colour neighbours."""
+    """Interpolate the listed pixels and rectangles from their valid neighbours (:func:`fill_bad_pixels`)."""
     x, _ = _check_mosaic(mosaic, cfa)
     mask = bad_pixel_mask(x.shape[0], x.shape[1], points=points, rects=rects, device=x.device)
     return fill_bad_pixels(x, mask, cfa=cfa, statistic=statistic)
@@ -299,17 +569,34 @@ def fix_bad_pixels_auto(
     cfa: str,
     points: Sequence[Sequence[int]] = (),
     rects: Sequence[Sequence[int]] = (),
-    statistic: str = "median",
+    statistic: str = "directional",
     k: float = 4.5,
     min_deviation: float = 0.02,
     sigma: float | Sequence[float] | None = None,
-    neighbour_ratio: float = 0.2,
+    noise_profile: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    neighbour_ratio: float = 0.15,
 ) -> torch.Tensor:
-    """Detect hot/dead pixels (:func:`detect_bad_pixels`) and fix them together with any listed ones."""
-    x, _ = _check_mosaic(mosaic, cfa)
-    mask = detect_bad_pixels(x, cfa=cfa, k=k, min_deviation=min_deviation, sigma=sigma, neighbour_ratio=neighbour_ratio)
-    mask |= bad_pixel_mask(x.shape[0], x.shape[1], points=points, rects=rects, device=x.device)
-    return fill_bad_pixels(x, mask, cfa=cfa, statistic=statistic)
+    """Detect hot/dead pixels (:func:`detect_bad_pixels`) and fill them together with any listed ones."""
+    x, n = _check_mosaic(mosaic, cfa)
+    if statistic not in ("directional", "median", "mean"):
+        raise InvalidParameter(f"statistic must be 'directional', 'median' or 'mean'; got {statistic!r}")
+    r, c = _detect(
+        x, cfa, n, k=k, min_deviation=min_deviation, sigma=sigma, noise_profile=noise_profile,
+        neighbour_ratio=neighbour_ratio,
+    )  # fmt: skip
+    out = x.clone()
+    if points or rects:
+        bad = bad_pixel_mask(x.shape[0], x.shape[1], points=points, rects=rects, device=x.device)
+        bad[r, c] = True
+        idx = bad.nonzero()
+        r, c = idx[:, 0], idx[:, 1]
+    else:
+        bad = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+        bad[r, c] = True
+    if r.numel() == bad.numel():
+        raise InvalidParameter("every pixel of the mosaic is marked bad; nothing to interpolate from")
+    _fill_at(out, bad, r, c, n, statistic)
+    return out
 
 
 def fix_bad_pixels(mosaic: torch.Tensor, *, cfa: str, method: str = "auto", **options: object) -> torch.Tensor:

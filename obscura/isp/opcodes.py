@@ -11,7 +11,9 @@ normalized to 0..1; ``scale`` is the value of the data that stands for 1.0: 1.0 
 (OpcodeList2 and 3), 65535.0 for raw 16-bit codes (OpcodeList1), as the DNG SDK does. Unlike the SDK,
 results are not clipped to 0..1 (later stages keep the highlight headroom and the noise below black).
 Areas: ``top, left, bottom, right`` (bottom and right exclusive), ``plane, planes``, ``row_pitch,
-col_pitch``; an area outside the image is an error (the file does not match the data it is applied to).
+col_pitch``. Real files describe areas on the full sensor while a reader may crop to the visible area, so,
+as the DNG SDK does, an area (and a FixBadPixelsList point or rectangle, and TrimBounds) is clipped to its
+overlap with the image, and an opcode whose area misses the image does nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def apply_opcodes(x: torch.Tensor, opcodes: Sequence[DngOpcode], *, cfa: str, sc
             raise InvalidParameter(f"DNG opcode {op.name} (id {op.id}) is not supported and not marked optional")
         try:
             out = OPCODES.get(op.name)(out, op.params, cfa=cfa, scale=float(scale))
+        except _NoOverlap:
+            continue  # the area does not meet the image (e.g. a cropped one): nothing to do, as the DNG SDK
         except _NotApplicable as e:
             if optional:
                 continue
@@ -125,23 +129,37 @@ def _planes3(x: torch.Tensor) -> torch.Tensor:
     return x[None] if x.ndim == 2 else x
 
 
+class _NoOverlap(Exception):
+    """The opcode's area does not meet the image: nothing to do."""
+
+
+def _clip_range(start: int, stop: int, pitch: int, size: int) -> tuple[int, int, int]:
+    """The part of ``range(start, stop, pitch)`` inside ``0..size−1``: (first, stop, index of first in the range)."""
+    skip = max(0, -(start // pitch)) if start < 0 else 0  # steps of the pitch grid before 0
+    first = start + skip * pitch
+    return first, min(stop, size), skip
+
+
 class _Area:
-    """A DNG AreaSpec checked against the data: rows, cols, planes and strided slices."""
+    """A DNG AreaSpec clipped to the data: rows, cols, planes and strided slices.
+
+    Real files describe the opcode areas on the full sensor while a reader may apply them to a cropped
+    image (the visible area); as the DNG SDK does, an area is clipped to its overlap with the image, on
+    its own row/column pitch grid, and an opcode whose area does not meet the image does nothing
+    (:class:`_NoOverlap`). An area that is empty by itself or has a bad pitch or plane is an error.
+    """
 
     def __init__(self, x: torch.Tensor, p: Mapping[str, Any], name: str) -> None:
         c, h, w = _planes3(x).shape
-        self.top = _int(p, "top", name)
-        self.left = _int(p, "left", name)
-        self.bottom = _int(p, "bottom", name)
-        self.right = _int(p, "right", name)
+        top, left = _int(p, "top", name), _int(p, "left", name)
+        bottom, right = _int(p, "bottom", name), _int(p, "right", name)
         self.plane = _int(p, "plane", name, 0)
         self.planes = _int(p, "planes", name, 1)
         self.row_pitch = _int(p, "row_pitch", name, 1)
         self.col_pitch = _int(p, "col_pitch", name, 1)
-        if not (0 <= self.top < self.bottom <= h and 0 <= self.left < self.right <= w):
+        if not (top < bottom and left < right):
             raise InvalidParameter(
-                f"DNG opcode {name}: area (top, left, bottom, right)="
-                f"{(self.top, self.left, self.bottom, self.right)} is empty or outside the {h}×{w} image"
+                f"DNG opcode {name}: area (top, left, bottom, right)={(top, left, bottom, right)} is empty"
             )
         if self.row_pitch < 1 or self.col_pitch < 1:
             raise InvalidParameter(
@@ -151,6 +169,13 @@ class _Area:
             raise InvalidParameter(
                 f"DNG opcode {name}: plane={self.plane}, planes={self.planes} do not fit data with {c} plane(s)"
             )
+        # the full area (for per-row/column value lists) and its overlap with the image
+        self.full_rows = len(range(top, bottom, self.row_pitch))
+        self.full_cols = len(range(left, right, self.col_pitch))
+        self.top, self.bottom, self.row_skip = _clip_range(top, bottom, self.row_pitch, h)
+        self.left, self.right, self.col_skip = _clip_range(left, right, self.col_pitch, w)
+        if self.top >= self.bottom or self.left >= self.right:
+            raise _NoOverlap(f"area {(top, left, bottom, right)} lies outside the {h}×{w} image")
         self.plane_range = range(self.plane, min(self.plane + self.planes, c))
         self.rows = torch.arange(self.top, self.bottom, self.row_pitch, device=x.device)
         self.cols = torch.arange(self.left, self.right, self.col_pitch, device=x.device)
@@ -182,14 +207,18 @@ def _interp_matrix(pos: torch.Tensor, origin: float, spacing: float, points: int
 
 
 def gain_map_gains(params: Mapping[str, Any], height: int, width: int, plane: int = 0, *, device=None) -> torch.Tensor:
-    """The gains of a DNG GainMap over its area (rows top:bottom:row_pitch × cols left:right:col_pitch).
+    """The gains of a DNG GainMap over its area (rows top:bottom:row_pitch × cols left:right:col_pitch),
+    clipped to the ``height × width`` image ((0, 0) when the area misses it).
 
     Map points sit at ``origin + i·spacing`` in coordinates normalized to the image (0 = top/left edge,
     1 = bottom/right edge); pixel centres are at ``(row + 0.5) / H``; gains are interpolated bilinearly
     and held constant beyond the first and last map points (DNG 1.4 §6, as in the DNG SDK).
     """
     probe = torch.empty(1, 1, 1, device=device).expand(plane + 1, height, width)  # shape only, no memory
-    area = _Area(probe, params, "GainMap")
+    try:
+        area = _Area(probe, params, "GainMap")
+    except _NoOverlap:
+        return torch.zeros(0, 0, device=probe.device)
     return _gain_map_plane(params, area, plane, torch.float32, probe.device)
 
 
@@ -233,10 +262,11 @@ def _op_gain_map(x: torch.Tensor, p: Mapping[str, Any], *, cfa: str, scale: floa
 def _per_line(x: torch.Tensor, p: Mapping[str, Any], name: str, key: str, along: str, add: bool, scale: float):
     area = _Area(x, p, name)
     vals = _floats(p, key, name)
-    n = len(area.rows) if along == "row" else len(area.cols)
+    n = area.full_rows if along == "row" else area.full_cols
     if len(vals) != n:
         raise InvalidParameter(f"DNG opcode {name}: the area has {n} {along}s but {len(vals)} {key} were given")
-    v = torch.tensor(vals, dtype=x.dtype, device=x.device)
+    skip, kept = (area.row_skip, len(area.rows)) if along == "row" else (area.col_skip, len(area.cols))
+    v = torch.tensor(vals[skip : skip + kept], dtype=x.dtype, device=x.device)
     v = v[:, None] if along == "row" else v[None, :]
     for plane in area.plane_range:
         if add:
@@ -308,8 +338,11 @@ def _op_map_polynomial(x, p, *, cfa, scale):
 def _op_trim_bounds(x, p, *, cfa, scale):
     h, w = x.shape[-2:]
     t, l, b, r = (_int(p, k, "TrimBounds") for k in ("top", "left", "bottom", "right"))
-    if not (0 <= t < b <= h and 0 <= l < r <= w):
-        raise InvalidParameter(f"DNG opcode TrimBounds: bounds {(t, l, b, r)} are empty or outside the {h}×{w} image")
+    if not (t < b and l < r):
+        raise InvalidParameter(f"DNG opcode TrimBounds: bounds {(t, l, b, r)} are empty")
+    t, l, b, r = max(t, 0), max(l, 0), min(b, h), min(r, w)  # clipped to the image, as the DNG SDK
+    if t >= b or l >= r:
+        raise _NoOverlap(f"bounds {(t, l, b, r)} lie outside the {h}×{w} image")
     if cfa and (t % cfa_period(cfa) or l % cfa_period(cfa)):
         raise _NotApplicable(f"trimming a {cfa} mosaic at ({t}, {l}) would shift its CFA pattern")
     return x[..., t:b, l:r]
@@ -357,7 +390,25 @@ def _op_fix_bad_pixels_constant(x, p, *, cfa, scale):
 @OPCODES.register("FixBadPixelsList")
 def _op_fix_bad_pixels_list(x, p, *, cfa, scale):
     pattern = _bad_pixel_cfa(x, p, cfa, "FixBadPixelsList")
-    points = _get(p, "bad_points", "FixBadPixelsList", ())
-    rects = _get(p, "bad_rects", "FixBadPixelsList", ())
-    mask = bad_pixel_mask(x.shape[0], x.shape[1], points=points, rects=rects, device=x.device)
+    h, w = x.shape
+    try:
+        pts = [tuple(int(v) for v in pt) for pt in _get(p, "bad_points", "FixBadPixelsList", ())]
+        rcs = [tuple(int(v) for v in rc) for rc in _get(p, "bad_rects", "FixBadPixelsList", ())]
+    except (TypeError, ValueError):
+        pts, rcs = [()], []
+    if any(len(pt) != 2 for pt in pts) or any(len(rc) != 4 for rc in rcs):
+        raise InvalidParameter(
+            "DNG opcode FixBadPixelsList: bad_points must be (row, col) pairs and bad_rects "
+            f"(top, left, bottom, right) quadruples of integers; got {p.get('bad_points')!r}, {p.get('bad_rects')!r}"
+        )
+    # points outside the (cropped) image are dropped and rectangles clipped to it, as the DNG SDK
+    points = [(r, c) for r, c in pts if 0 <= r < h and 0 <= c < w]
+    rects = []
+    for t, l, b, r in rcs:
+        if t >= b or l >= r:
+            raise InvalidParameter(f"DNG opcode FixBadPixelsList: rectangle {(t, l, b, r)} is empty")
+        t, l, b, r = max(t, 0), max(l, 0), min(b, h), min(r, w)
+        if t < b and l < r:
+            rects.append((t, l, b, r))
+    mask = bad_pixel_mask(h, w, points=points, rects=rects, device=x.device)
     return fill_bad_pixels(x, mask, cfa=pattern)

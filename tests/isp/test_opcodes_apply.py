@@ -163,8 +163,19 @@ def test_fix_bad_pixels_constant_and_list(device):
     assert torch.allclose(apply_opcodes(y, [op], cfa="GRBG"), truth)
     with pytest.raises(InvalidParameter, match="bayer_phase"):
         apply_opcodes(y, [DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=7, bad_points=()))], cfa="RGGB")
-    with pytest.raises(InvalidParameter):  # point outside the mosaic
-        apply_opcodes(y, [DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=0, bad_points=((99, 0),)))],
+    # points and rectangles outside the (cropped) mosaic are dropped / clipped, as the DNG SDK
+    ramp = (100 + 3 * cc).to(device)  # a horizontal ramp: same-colour medians are exact up to the top edge too
+    z = ramp.clone()
+    z[0:2, 12:14] = 0.0
+    z[5, 3] = 0.0
+    op = DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=0, bad_points=((99, 0), (-1, 3), (5, 3)),
+                                                       bad_rects=((-4, 12, 2, 14), (50, 0, 60, 4))))  # fmt: skip
+    assert torch.allclose(apply_opcodes(z, [op], cfa="RGGB"), ramp, atol=1e-3)
+    with pytest.raises(InvalidParameter, match="empty"):
+        apply_opcodes(y, [DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=0, bad_rects=((4, 4, 2, 8),)))],
+                      cfa="RGGB")  # fmt: skip
+    with pytest.raises(InvalidParameter, match="pairs"):
+        apply_opcodes(y, [DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=0, bad_points=((1, "a"),)))],
                       cfa="RGGB")  # fmt: skip
 
 
@@ -198,9 +209,8 @@ def test_unknown_opcodes():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (dict(bottom=30), "outside"),
-        (dict(top=-2), "outside"),
         (dict(top=10, bottom=10), "empty"),
+        (dict(left=30, right=20), "empty"),
         (dict(row_pitch=0), "pitch"),
         (dict(plane=1), "plane"),
         (dict(gains=(1.0,) * 5), "gains"),
@@ -233,3 +243,65 @@ def test_bad_inputs():
         apply_opcodes(torch.ones(4, 4), [DngOpcode(9, "GainMap", params={})], cfa="RGGB")
     with pytest.raises(InvalidParameter):
         apply_opcodes(torch.ones(4, 4), ["GainMap"], cfa="RGGB")
+
+
+def _spec_apply(name, x, area, values=None):
+    """Reference: the opcode applied pixel by pixel over the full area, skipping pixels outside the image."""
+    out = x.copy()
+    h, w = x.shape
+    rows = list(range(area["top"], area["bottom"], area["row_pitch"]))
+    cols = list(range(area["left"], area["right"], area["col_pitch"]))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            if 0 <= r < h and 0 <= c < w:
+                if name == "DeltaPerRow":
+                    out[r, c] += values[i]
+                elif name == "ScalePerColumn":
+                    out[r, c] *= values[j]
+                elif name == "MapPolynomial":
+                    out[r, c] = 0.5 + 2.0 * out[r, c]
+    return out
+
+
+@pytest.mark.parametrize("name", ["DeltaPerRow", "ScalePerColumn", "MapPolynomial"])
+def test_areas_are_clipped_to_the_image(name, device):
+    # a full-sensor area applied to a cropped image: only the overlap changes, on the area's own pitch grid
+    h, w = 10, 12
+    x = torch.rand(h, w, generator=torch.Generator().manual_seed(4)).to(device)
+    area = _area(h, w, top=-5, left=-3, bottom=h + 6, right=w + 4, row_pitch=2, col_pitch=3)
+    rows, cols = len(range(-5, h + 6, 2)), len(range(-3, w + 4, 3))
+    values = [0.01 * (i + 1) for i in range(rows if name == "DeltaPerRow" else cols)]
+    params = dict(area)
+    if name == "DeltaPerRow":
+        params["deltas"] = tuple(values)
+    elif name == "ScalePerColumn":
+        params["scales"] = tuple(values)
+    else:
+        params["coefficients"] = (0.5, 2.0)
+    out = apply_opcodes(x, [DngOpcode(10, name, params=params)], cfa="RGGB")
+    exp = _spec_apply(name, x.cpu().numpy().astype(np.float64), area, values)
+    np.testing.assert_allclose(out.cpu().numpy(), exp, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(exp, x.cpu().numpy())  # the opcode did act on the overlap
+
+
+def test_gain_map_and_map_table_clipped_or_skipped(device):
+    h, w = 8, 10
+    x = torch.full((h, w), 0.5, device=device)
+    # a gain map over a larger area: the overlap gets the gains of the image-relative positions
+    gains = np.array([[1.0, 2.0], [3.0, 4.0]])
+    big = _gain_map(h, w, gains, 2, 2, top=-4, left=-4, bottom=h + 4, right=w + 4)
+    inside = _gain_map(h, w, gains, 2, 2)
+    np.testing.assert_allclose(apply_opcodes(x, [big], cfa="RGGB").cpu().numpy(),
+                               apply_opcodes(x, [inside], cfa="RGGB").cpu().numpy(), rtol=1e-6)  # fmt: skip
+    assert gain_map_gains(big.params, h, w).shape == (h, w)
+    # areas that miss the image altogether: the opcode does nothing, optional or not
+    below = _gain_map(h, w, gains, 2, 2, top=h, bottom=h + 8)
+    assert gain_map_gains(below.params, h, w).shape == (0, 0)
+    table = DngOpcode(7, "MapTable", params={**_area(h, w, left=-20, right=-2), "table": (0, 1, 2)})
+    trim = DngOpcode(6, "TrimBounds", params=dict(top=h + 2, left=0, bottom=h + 6, right=w))
+    fix = DngOpcode(5, "FixBadPixelsList", params=dict(bayer_phase=0, bad_points=((h + 1, 0),), bad_rects=()))
+    assert torch.equal(apply_opcodes(x, [below, table, trim, fix], cfa="RGGB"), x)
+    # TrimBounds beyond the image keeps the overlap
+    y = torch.arange(float(h * w), device=device).reshape(h, w)
+    over = DngOpcode(6, "TrimBounds", params=dict(top=-2, left=2, bottom=h + 3, right=w + 8))
+    assert torch.equal(apply_opcodes(y, [over], cfa="RGGB"), y[:, 2:])
