@@ -42,6 +42,7 @@ def _delta_e_to_libraw(path: Path, ours: np.ndarray) -> float | None:
             output_color=rawpy.ColorSpace.sRGB,
             gamma=(2.4, 12.92),
             output_bps=16,
+            adjust_maximum_thr=0.0,  # LibRaw's default rescales white to the data maximum (an exposure heuristic)
         )
     ref = ref.astype(np.float64) / 65535.0
     if ref.shape[:2] != ours.shape[:2]:

@@ -91,9 +91,13 @@ def develop_linear(
     if mosaic and recipe.bad_pixels.enabled:
         from obscura.isp.bad_pixels import fix_bad_pixels
 
+        bp_options = recipe.bad_pixels.kwargs
+        if recipe.bad_pixels.method == "auto" and meta.noise_profile and "sigma" not in bp_options:
+            bp_options.setdefault("noise_profile", meta.noise_profile)
+
         say("bad pixels")
         x = fix_bad_pixels(
-            x, cfa=meta.cfa, method=recipe.bad_pixels.method, points=meta.bad_pixels, **recipe.bad_pixels.kwargs
+            x, cfa=meta.cfa, method=recipe.bad_pixels.method, points=meta.bad_pixels, **bp_options
         )
 
     say("white balance")
@@ -123,7 +127,9 @@ def develop_linear(
         rgb = apply_opcodes(rgb, meta.opcode_list3, cfa="")
 
     say("colour")
-    img = colour_stage.camera_to_working(rgb, meta=meta, neutral=neutral, space=recipe.working_space)
+    img = colour_stage.camera_to_working(
+        rgb, meta=meta, neutral=neutral, space=recipe.working_space, adaptation=recipe.colour.method
+    )
     return img.replace(meta=meta), neutral, gains
 
 

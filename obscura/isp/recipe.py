@@ -6,7 +6,8 @@ the stage) and the stage's options. Built-in recipes:
 - ``default``: best quality (RCD demosaic, noise-profile-driven denoise, local tone mapping, sharpening);
 - ``fast``: bilinear-quality shortcuts for previews and batch work;
 - ``reference``: colour and the sRGB transfer only (no denoise, no local tone mapping, no sharpening,
-  no auto exposure, highlights clipped): the rendering to compare with other raw converters.
+  no auto exposure, highlights clipped, LibRaw's colour adaptation): the rendering to compare with other
+  raw converters.
 
 TOML layout::
 
@@ -64,6 +65,7 @@ STAGES = (
     "highlights",
     "demosaic",
     "lens",
+    "colour",
     "denoise",
     "exposure",
     "tone_curve",
@@ -83,6 +85,7 @@ class Recipe:
     highlights: Stage = field(default_factory=lambda: Stage.of("blend"))
     demosaic: Stage = field(default_factory=lambda: Stage.of("rcd"))
     lens: Stage = field(default_factory=lambda: Stage.of("dng_opcodes"))
+    colour: Stage = field(default_factory=lambda: Stage.of("dng"))  # "dng" (DNG 1.4 §6) or "libraw"
     denoise: Stage = field(default_factory=lambda: Stage.of("bilateral"))
     exposure: Stage = field(default_factory=lambda: Stage.of("auto", ev=0.0))
     tone_curve: Stage = field(default_factory=lambda: Stage.of("filmic"))
@@ -161,6 +164,7 @@ RECIPES: dict[str, Recipe] = {
     "reference": Recipe(
         name="reference",
         bad_pixels=Stage.of("none"),
+        colour=Stage.of("libraw"),  # LibRaw's fixed D65 matrix: the rendering other converters make
         highlights=Stage.of("clip"),
         demosaic=Stage.of("rcd"),
         denoise=Stage.of("none"),

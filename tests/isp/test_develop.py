@@ -55,6 +55,7 @@ def _libraw_reference(path) -> np.ndarray:
             output_color=rawpy.ColorSpace.sRGB,
             gamma=(2.4, 12.92),
             output_bps=16,
+            adjust_maximum_thr=0.0,  # LibRaw's default rescales white to the data maximum (an exposure heuristic)
         )
     return rgb.astype(np.float64) / 65535.0
 
