@@ -96,9 +96,7 @@ def develop_linear(
             bp_options.setdefault("noise_profile", meta.noise_profile)
 
         say("bad pixels")
-        x = fix_bad_pixels(
-            x, cfa=meta.cfa, method=recipe.bad_pixels.method, points=meta.bad_pixels, **bp_options
-        )
+        x = fix_bad_pixels(x, cfa=meta.cfa, method=recipe.bad_pixels.method, points=meta.bad_pixels, **bp_options)
 
     say("white balance")
     preview = wb_stage.bin_mosaic_rgb(x, cfa=meta.cfa) if mosaic else x
