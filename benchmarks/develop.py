@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,9 +29,18 @@ FILES = [
 ]
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def worker(kind: str, path: str, runs: int, device: str) -> dict:
@@ -54,14 +61,15 @@ def worker(kind: str, path: str, runs: int, device: str) -> dict:
             torch.cuda.synchronize()
         return img.width * img.height
 
-    base = _rss_bytes()
     pixels = once()  # warm-up (and first-touch allocations)
+    _reset_peak()
+    base = _status_kb("VmRSS") * 1024
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         once()
         times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_kb("VmHWM") * 1024
     return {"median_s": statistics.median(times), "peak_bytes": max(0, peak - base), "pixels": pixels}
 
 
