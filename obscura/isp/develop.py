@@ -3,11 +3,12 @@
 The stages run in the order of the DNG specification and of a camera ISP::
 
     OpcodeList1 → linearize → OpcodeList2 (gain maps) → bad pixels → white balance → demosaic
-    → highlights → OpcodeList3 (lens) → colour (camera → working space) → denoise → exposure
-    → local tone → tone curve → sharpen → crop/orient → encode
+    → highlights → OpcodeList3 (lens) → colour and exposure (camera → working space, one matrix)
+    → denoise → local tone → tone curve → sharpen → crop/orient → encode
 
 Each stage is a registry of pure functions in its own module; the recipe names the method and the
-options of each. Global decisions (white balance, auto exposure) are made once on the whole frame.
+options of each. Global decisions (white balance, auto exposure) are made once, on a half-size
+preview of the whole frame.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
-from obscura.core.colour import rgb_to_xyz_d50_matrix
+from obscura.core.colour import apply_matrix, rgb_to_xyz_d50_matrix
 from obscura.core.device import resolve_device
 from obscura.core.errors import InvalidParameter, ShapeError
-from obscura.core.types import Image, RawFrame
+from obscura.core.types import Image, RawFrame, RawMeta
 from obscura.isp import colour as colour_stage
 from obscura.isp import demosaic as demosaic_stage
 from obscura.isp import encode as encode_stage
@@ -53,11 +55,6 @@ def orient(x: torch.Tensor, orientation: int) -> torch.Tensor:
     return ops[orientation](x).contiguous()
 
 
-def _luminance(x: torch.Tensor, space: str) -> torch.Tensor:
-    y = torch.as_tensor(rgb_to_xyz_d50_matrix(space)[1], dtype=x.dtype, device=x.device)
-    return torch.einsum("c,chw->hw", y, x)
-
-
 def _crop(x: torch.Tensor, crop: tuple[int, int, int, int] | None) -> torch.Tensor:
     if not crop:
         return x
@@ -68,12 +65,35 @@ def _crop(x: torch.Tensor, crop: tuple[int, int, int, int] | None) -> torch.Tens
     return x[..., cy : cy + ch, cx : cx + cw]
 
 
+def exposure_ev(preview_wb: torch.Tensor, *, meta: RawMeta, recipe: Recipe, camera_to_working: np.ndarray) -> float:
+    """The exposure (EV) the recipe asks for: its offset, BaselineExposure, and automatic exposure.
+
+    Automatic exposure is measured on the small white-balanced preview (camera RGB) after the
+    colour matrix, so that it costs nothing at full size and the gain folds into the colour matrix.
+    """
+    from obscura.isp import tone
+
+    opts = recipe.exposure.kwargs
+    method = recipe.exposure.method
+    if method not in ("auto", "baseline", "none"):
+        raise InvalidParameter(f"unknown exposure method {method!r}; valid: auto, baseline, none")
+    ev = float(opts.pop("ev", 0.0))
+    if method in ("auto", "baseline"):
+        ev += float(meta.baseline_exposure)
+    if method == "auto":
+        small = apply_matrix(preview_wb.clamp_min(0), camera_to_working) * 2.0**ev
+        weights = tuple(float(w) for w in rgb_to_xyz_d50_matrix(recipe.working_space)[1])
+        ev += tone.auto_exposure(small, luma_weights=weights, **opts)
+    return ev
+
+
 def develop_linear(
     raw: RawFrame, *, recipe: Recipe, progress: Progress = None
-) -> tuple[Image, torch.Tensor, torch.Tensor]:
-    """The scene-referred part of develop: raw → white-balanced, demosaiced image in the working space.
+) -> tuple[Image, torch.Tensor, torch.Tensor, float]:
+    """The scene-referred part of develop: raw → white-balanced, demosaiced, exposed image in the working space.
 
-    Returns the Image (linear, ``recipe.working_space``), the camera neutral and the WB gains.
+    Returns the Image (linear, ``recipe.working_space``), the camera neutral, the WB gains, and the
+    exposure (EV) that was applied (folded into the colour matrix).
     """
     say = progress or (lambda s: None)
     meta = raw.meta
@@ -99,12 +119,23 @@ def develop_linear(
         x = fix_bad_pixels(x, cfa=meta.cfa, method=recipe.bad_pixels.method, points=meta.bad_pixels, **bp_options)
 
     say("white balance")
-    preview = wb_stage.bin_mosaic_rgb(x, cfa=meta.cfa) if mosaic else x
+    if mosaic:
+        preview = wb_stage.bin_mosaic_rgb(x, cfa=meta.cfa)
+    else:
+        step = max(1, int((x.shape[-2] * x.shape[-1] / 2**20) ** 0.5))
+        preview = x[:, ::step, ::step]
     neutral = wb_stage.estimate_neutral(
         preview, method=recipe.white_balance.method, meta=meta, **recipe.white_balance.kwargs
     )
     gains = wb_stage.white_balance_gains(neutral)
     gains = gains / gains.min()  # the least-amplified channel saturates at 1 (as LibRaw scales)
+
+    matrix = colour_stage.camera_to_working_matrix(
+        meta, neutral=neutral, space=recipe.working_space, adaptation=recipe.colour.method
+    )
+    say("exposure")
+    preview_wb = (preview * gains.to(preview)[:, None, None]).clamp_max(1.0)
+    ev = exposure_ev(preview_wb, meta=meta, recipe=recipe, camera_to_working=matrix)
 
     if mosaic:
         x = wb_stage.apply_white_balance_mosaic(x, gains, cfa=meta.cfa)
@@ -125,10 +156,8 @@ def develop_linear(
         rgb = apply_opcodes(rgb, meta.opcode_list3, cfa="")
 
     say("colour")
-    img = colour_stage.camera_to_working(
-        rgb, meta=meta, neutral=neutral, space=recipe.working_space, adaptation=recipe.colour.method
-    )
-    return img.replace(meta=meta), neutral, gains
+    rgb = apply_matrix(rgb, matrix * 2.0**ev)  # camera → working space, with the exposure gain
+    return Image(rgb, recipe.working_space, meta), neutral, gains, ev
 
 
 def develop(
@@ -150,7 +179,7 @@ def develop(
     say = progress or (lambda s: None)
 
     with torch.no_grad():
-        img, _neutral, gains = develop_linear(raw, recipe=r, progress=progress)
+        img, _neutral, gains, ev = develop_linear(raw, recipe=r, progress=progress)
         meta = img.meta
         x = img.data
 
@@ -163,26 +192,11 @@ def develop(
                 method=r.denoise.method,
                 noise_profile=meta.noise_profile,
                 iso=meta.iso,
-                gains=gains,
+                gains=gains * 2.0**ev,  # the noise was amplified by white balance and exposure
                 **r.denoise.kwargs,
             )
 
         from obscura.isp import tone
-
-        opts = r.exposure.kwargs
-        ev = float(opts.get("ev", 0.0))
-        if r.exposure.method in ("auto", "baseline"):
-            ev += float(meta.baseline_exposure)
-        if r.exposure.method == "auto":
-            say("exposure")
-            lum = _luminance(x, r.working_space)
-            ev += tone.auto_exposure(
-                lum[None].expand(3, -1, -1) * 2.0**ev, **{k: v for k, v in opts.items() if k != "ev"}
-            )
-        elif r.exposure.method not in ("none", "baseline"):
-            raise InvalidParameter(f"unknown exposure method {r.exposure.method!r}; valid: auto, baseline, none")
-        if ev:
-            x = x * (2.0**ev)
 
         say("tone")
         if r.local_tone.enabled:
