@@ -74,6 +74,21 @@ STAGES = (
 )
 
 
+# The default look's tone: Hable's filmic curve with its white at 6 (scene-linear, middle grey 0.18),
+# a display-space contrast of 1.35 around middle grey, and auto exposure that keeps the 99.5th
+# percentile at or below that white. Chosen by eye on the real raws of ../shared/data.
+_WHITE = 6.0
+_CONTRAST = 1.35
+
+
+def _tone() -> Stage:
+    return Stage.of("filmic", white=_WHITE, contrast=_CONTRAST)
+
+
+def _exposure() -> Stage:
+    return Stage.of("auto", ev=0.0, highlight_white=_WHITE)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Which method and options each stage of :func:`obscura.isp.develop.develop` uses."""
@@ -87,9 +102,16 @@ class Recipe:
     lens: Stage = field(default_factory=lambda: Stage.of("dng_opcodes"))
     colour: Stage = field(default_factory=lambda: Stage.of("dng"))  # "dng" (DNG 1.4 §6) or "libraw"
     denoise: Stage = field(default_factory=lambda: Stage.of("bilateral"))
-    exposure: Stage = field(default_factory=lambda: Stage.of("auto", ev=0.0))
-    tone_curve: Stage = field(default_factory=lambda: Stage.of("filmic"))
-    local_tone: Stage = field(default_factory=lambda: Stage.of("exposure_fusion"))
+    exposure: Stage = field(default_factory=_exposure)
+    tone_curve: Stage = field(default_factory=_tone)
+    local_tone: Stage = field(
+        default_factory=lambda: Stage.of(
+            "exposure_fusion",
+            strength=0.6,
+            ev_boost=1.5,
+            curve_options=(("contrast", _CONTRAST), ("white", _WHITE)),
+        )
+    )
     sharpen: Stage = field(default_factory=lambda: Stage.of("usm", amount=0.4, radius=1.0))
     working_space: str = "linear_prophoto"
     output_space: str = "srgb"

@@ -148,14 +148,35 @@ def _filmic_scale(white: float, grey_in: float, grey_out: float) -> tuple[float,
     return s, 1.0 / hable2010(s * white)
 
 
+def contrast_s_curve(y: torch.Tensor, *, pivot: float, contrast: float) -> torch.Tensor:
+    """A display-linear S-curve through (0, 0), (pivot, pivot) and (1, 1) with slope ``contrast`` at the pivot.
+
+    Below the pivot: pivot·(y/pivot)^c (deeper shadows); above: the mirror image towards 1
+    (brighter highlights, no clipping). Monotone and continuous with a continuous slope at the pivot.
+    """
+    if contrast == 1.0:
+        return y
+    y = y.clamp(0.0, 1.0)
+    lo = pivot * (y / pivot).clamp_min(0.0).pow(contrast)
+    hi = 1.0 - (1.0 - pivot) * ((1.0 - y) / (1.0 - pivot)).clamp_min(0.0).pow(contrast)
+    return torch.where(y < pivot, lo, hi)
+
+
 def filmic_curve(
-    x: torch.Tensor, *, white: float = 11.2, grey_in: float = 0.18, grey_out: float = 0.18
+    x: torch.Tensor,
+    *,
+    white: float = 11.2,
+    grey_in: float = 0.18,
+    grey_out: float = 0.18,
+    contrast: float = 1.0,
 ) -> torch.Tensor:
     """The scalar filmic curve: scene-linear → display-linear [0, 1], elementwise.
 
     Hable (2010) with an input scale solved so that ``grey_in`` maps exactly to ``grey_out`` and
-    ``white`` to 1; monotone, f(0) = 0, values ≥ ``white`` saturate at 1.
+    ``white`` to 1; monotone, f(0) = 0, values ≥ ``white`` saturate at 1. ``contrast`` > 1 adds a
+    display-space S around ``grey_out`` (:func:`contrast_s_curve`): Hable's curve alone is soft.
     """
+    contrast = _num("contrast", contrast, 0.25, 4.0)
     white = _num("white", white, 0.0, 1e4, lo_open=True)
     grey_in = _num("grey_in", grey_in, 0.0, white, lo_open=True)
     lo_out = grey_in / white
@@ -166,7 +187,8 @@ def filmic_curve(
         )
     s, norm = _filmic_scale(white, grey_in, grey_out)
     xs = x.clamp(0.0, white) * s
-    return (hable2010(xs) * norm).clamp_(0.0, 1.0)
+    y = (hable2010(xs) * norm).clamp_(0.0, 1.0)
+    return contrast_s_curve(y, pivot=grey_out, contrast=contrast)
 
 
 @TONE_CURVE.register("filmic")
@@ -176,6 +198,7 @@ def tone_curve_filmic(
     white: float = 11.2,
     grey_in: float = 0.18,
     grey_out: float = 0.18,
+    contrast: float = 1.0,
     mode: str = "norm",
     luma_weights: tuple[float, float, float] = REC709_LUMA,
 ) -> torch.Tensor:
@@ -189,14 +212,15 @@ def tone_curve_filmic(
     _check_image(x)
     if mode not in ("norm", "luminance", "per_channel"):
         raise InvalidParameter(f"mode must be 'norm', 'luminance' or 'per_channel'; got {mode!r}")
-    filmic_curve(x.new_zeros(1), white=white, grey_in=grey_in, grey_out=grey_out)  # validate once
+    o = {"white": white, "grey_in": grey_in, "grey_out": grey_out, "contrast": contrast}
+    filmic_curve(x.new_zeros(1), **o)  # validate once
     if mode == "per_channel":
-        return strip_map(lambda s: filmic_curve(s, white=white, grey_in=grey_in, grey_out=grey_out), x, halo=0)
+        return strip_map(lambda s: filmic_curve(s, **o), x, halo=0)
 
     def run(s: torch.Tensor) -> torch.Tensor:
         s = s.clamp_min(0.0)
         n = s.amax(dim=0) if mode == "norm" else _luma(s, luma_weights).clamp_min_(0.0)
-        t = filmic_curve(n, white=white, grey_in=grey_in, grey_out=grey_out)
+        t = filmic_curve(n, **o)
         ratio = t / n.clamp_min(1e-12)
         return (s * ratio).clamp_(0.0, 1.0)
 
@@ -218,7 +242,7 @@ def tone_curve(x: torch.Tensor, *, method: str = "filmic", **options) -> torch.T
 def _scalar_curve(curve: str, options: dict) -> tuple[Callable[[torch.Tensor], torch.Tensor], float]:
     """The curve as an elementwise function on one channel, and its white point (scene value → 1)."""
     if curve == "filmic":
-        o = {k: options[k] for k in ("white", "grey_in", "grey_out") if k in options}
+        o = {k: options[k] for k in ("white", "grey_in", "grey_out", "contrast") if k in options}
         return (lambda t: filmic_curve(t, **o)), float(o.get("white", 11.2))
     if curve == "linear":
         return (lambda t: t.clamp(0.0, 1.0)), 1.0
