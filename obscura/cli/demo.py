@@ -32,23 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _delta_e_to_libraw(path: Path, ours: np.ndarray) -> float | None:
     """Mean CIEDE2000 between our sRGB rendering and rawpy.postprocess of the same file."""
-    import colour
-    import rawpy
+    from obscura.lab.baseline import libraw_srgb, mean_delta_e00
 
-    with rawpy.imread(str(path)) as r:
-        ref = r.postprocess(
-            use_camera_wb=True,
-            no_auto_bright=True,
-            output_color=rawpy.ColorSpace.sRGB,
-            gamma=(2.4, 12.92),
-            output_bps=16,
-            adjust_maximum_thr=0.0,  # LibRaw's default rescales white to the data maximum (an exposure heuristic)
-        )
-    ref = ref.astype(np.float64) / 65535.0
+    ref = libraw_srgb(path)
     if ref.shape[:2] != ours.shape[:2]:
         return None
-    lab = [colour.XYZ_to_Lab(colour.sRGB_to_XYZ(im)) for im in (ref, ours)]
-    return float(np.mean(colour.delta_E(lab[0], lab[1], method="CIE 2000")))
+    return mean_delta_e00(ref, ours)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from obscura.core.cfa import cfa_period, channel_of_sites
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 from obscura.core.types import RawMeta, validate_cfa
+from obscura.core.validate import check_image, check_number
 
 __all__ = [
     "AWB",
@@ -38,21 +39,11 @@ AWB = Registry("white balance")
 
 
 def _check_rgb(rgb: torch.Tensor, name: str = "rgb") -> torch.Tensor:
-    if not isinstance(rgb, torch.Tensor) or rgb.ndim != 3 or rgb.shape[0] != 3:
-        shape = tuple(rgb.shape) if isinstance(rgb, torch.Tensor) else type(rgb).__name__
-        raise ShapeError(f"{name} must be a linear camera-RGB tensor (3, H, W); got {shape}")
-    if not rgb.is_floating_point():
-        raise ShapeError(f"{name} must be a floating-point tensor; got {rgb.dtype}")
-    if rgb.shape[1] < 1 or rgb.shape[2] < 1:
-        raise ShapeError(f"{name} is empty; got {tuple(rgb.shape)}")
-    return rgb
+    return check_image(rgb, name=name, what="linear camera-RGB")
 
 
 def _check_level(name: str, v: float, lo: float, hi: float) -> float:
-    v = float(v)
-    if not (lo <= v <= hi):
-        raise InvalidParameter(f"{name} must be in [{lo}, {hi}]; got {v}")
-    return v
+    return check_number(name, v, lo, hi)
 
 
 def _normalise(e: torch.Tensor) -> torch.Tensor:
