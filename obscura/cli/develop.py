@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from obscura.cli.common import LAYOUT_HELP, error_line, parse_layout, read_input
-from obscura.core.errors import InvalidParameter, ObscuraError, OutputExists
+from obscura.core.errors import InvalidParameter, ObscuraError, OutputExists, UnsupportedFormat
 
 FORMATS = {
     "jpg": ".jpg",
@@ -42,6 +42,10 @@ def output_paths(files: list[str], output: str, fmt: str | None) -> list[Path]:
     out = Path(output)
     single_file = len(files) == 1 and out.suffix and not out.is_dir()
     if single_file:
+        if out.suffix.lower().lstrip(".") not in FORMATS:
+            raise UnsupportedFormat(
+                f"{out}: cannot tell the output format from the suffix {out.suffix!r}; valid: {', '.join(sorted(FORMATS))}"
+            )
         if fmt and FORMATS[fmt] != FORMATS.get(out.suffix.lower().lstrip(".")):
             raise InvalidParameter(f"{out}: suffix does not match --format {fmt}")
         return [out]
@@ -61,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from obscura.isp.develop import develop
     from obscura.isp.recipe import get_recipe
 
+    if not 1 <= args.quality <= 100:
+        raise InvalidParameter(f"--quality must be in 1..100; got {args.quality}")
     recipe = get_recipe(args.recipe)
     recipe = recipe.replace(output_space=SPACES[args.space])
     layout = parse_layout(args.layout)

@@ -138,3 +138,15 @@ def test_demo_runs_end_to_end(tmp_path):
         with PILImage.open(entry["file"]) as im:
             assert im.format == "JPEG" and list(im.size) == entry["size"]
     assert summary["outputs"]["reference"]["mean_delta_e00_vs_libraw"] < 2.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["-o", "{tmp}/x.bmp"], "suffix"), (["-o", "{tmp}/x.jpg", "--quality", "0"], "--quality")],
+)
+def test_bad_options_fail_before_any_work(data_dir, tmp_path, capsys, extra, needle):
+    argv = ["develop", data_dir / COLORCHART, *[a.format(tmp=tmp_path) for a in extra]]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    _one_error_line(err, needle)
+    assert list(tmp_path.iterdir()) == []
