@@ -44,7 +44,8 @@ def output_paths(files: list[str], output: str, fmt: str | None) -> list[Path]:
     if single_file:
         if out.suffix.lower().lstrip(".") not in FORMATS:
             raise UnsupportedFormat(
-                f"{out}: cannot tell the output format from the suffix {out.suffix!r}; valid: {', '.join(sorted(FORMATS))}"
+                f"{out}: cannot tell the output format from the suffix {out.suffix!r}; "
+                f"valid: {', '.join(sorted(FORMATS))}"
             )
         if fmt and FORMATS[fmt] != FORMATS.get(out.suffix.lower().lstrip(".")):
             raise InvalidParameter(f"{out}: suffix does not match --format {fmt}")
