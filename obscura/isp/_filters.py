@@ -12,13 +12,18 @@ overlapping horizontal strips that stay in cache and writes into one preallocate
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 from torch.nn import functional as F  # noqa: N812
 
 __all__ = [
     "strip_map",
+    "parallel_map",
+    "parallel_threads",
     "pad_replicate",
     "gaussian_kernel1d",
     "blur_separable",
@@ -35,7 +40,60 @@ __all__ = [
     "bin2",
 ]
 
+T = TypeVar("T")
+
 _STRIP_PIXELS = 1 << 18  # pixels per plane in one strip: small enough to stay in cache
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+_LOCAL = threading.local()
+
+
+def _worker_init() -> None:
+    # Ops inside a worker run single-threaded: the strips are the parallelism. An OpenMP parallel region per
+    # small op stalls for a scheduler time slice whenever the cores are shared (measured 16× slower per op
+    # on a loaded 2-core machine), while one task per strip does not care.
+    _LOCAL.worker = True
+    torch.set_num_threads(1)
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or n != _POOL_SIZE:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(n, thread_name_prefix="obscura-strip", initializer=_worker_init)
+            _POOL_SIZE = n
+        return _POOL
+
+
+def parallel_threads(device: torch.device) -> int:
+    """How many strip workers to use for work on ``device`` from this thread (1: run in this thread).
+
+    ``torch.get_num_threads()`` on the CPU, except inside a worker (nested calls run serially) and where
+    the caller already limited torch to one thread (e.g. its own pool of strips).
+    """
+    if device.type != "cpu" or getattr(_LOCAL, "worker", False):
+        return 1
+    return torch.get_num_threads()
+
+
+def parallel_map(fn: Callable[[T], None], items: Sequence[T], *, threads: int) -> None:
+    """Call ``fn`` on every item, spread over ``threads`` workers with single-threaded torch ops.
+
+    ``fn`` returns nothing (it writes its result into a preallocated tensor). Torch releases the GIL in
+    its ops, so workers run in parallel. With ``threads`` ≤ 1 or one item, runs in the calling thread.
+    """
+    if threads <= 1 or len(items) <= 1:
+        for it in items:
+            fn(it)
+        return
+    for f in [_pool(threads).submit(fn, it) for it in items]:
+        f.result()
+    # a worker's set_num_threads(1) also sets the default that new threads start with: restore it
+    torch.set_num_threads(threads)
 
 
 def strip_map(
@@ -49,22 +107,27 @@ def strip_map(
     ``fn`` gets strips of every tensor (rows ``[lo, hi)``, all with the same H and W) and must return a
     (..., hi - lo, W) tensor that depends only on rows within ``halo`` of each output row, padding the
     strip's own borders itself. The output rows are then exactly those of ``fn`` run on the whole frame.
+    On the CPU the strips are spread over :func:`parallel_threads` workers.
     """
     H = xs[0].shape[-2]
     if rows is None:
         rows = max(8, _STRIP_PIXELS // max(1, xs[0].shape[-1]))
     if xs[0].device.type != "cpu" or rows + 2 * halo >= H:
         return fn(*xs)
-    out: torch.Tensor | None = None
-    for top in range(0, H, rows):
+    out: list[torch.Tensor] = []
+    lock = threading.Lock()
+
+    def one(top: int) -> None:
         bot = min(H, top + rows)
         lo, hi = max(0, top - halo), min(H, bot + halo)
         y = fn(*(x[..., lo:hi, :] for x in xs))
-        if out is None:
-            out = torch.empty((*y.shape[:-2], H, y.shape[-1]), dtype=y.dtype, device=y.device)
-        out[..., top:bot, :] = y[..., top - lo : bot - lo, :]
-    assert out is not None
-    return out
+        with lock:
+            if not out:
+                out.append(torch.empty((*y.shape[:-2], H, y.shape[-1]), dtype=y.dtype, device=y.device))
+        out[0][..., top:bot, :] = y[..., top - lo : bot - lo, :]
+
+    parallel_map(one, range(0, H, rows), threads=parallel_threads(xs[0].device))
+    return out[0]
 
 
 def pad_replicate(x: torch.Tensor, r: int, c: int | None = None) -> torch.Tensor:
@@ -87,15 +150,17 @@ def gaussian_kernel1d(
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
-def blur_separable(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def blur_separable(x: torch.Tensor, k: torch.Tensor, *, padded: torch.Tensor | None = None) -> torch.Tensor:
     """Filter the last two dims of ``x`` with the separable kernel ``k ⊗ k`` (replicate borders).
 
     Written as shifted multiply-adds: on CPU this is much faster than conv2d for short kernels.
+    ``padded``: ``x`` already replicate-padded by the kernel radius on the left and right, when the
+    caller has it.
     """
     r = (k.numel() - 1) // 2
     H, W = x.shape[-2:]
     kl = [float(v) for v in k]
-    xp = pad_replicate(x, 0, r)
+    xp = pad_replicate(x, 0, r) if padded is None else padded
     h = xp[..., :, 0:W] * kl[0]
     for i in range(1, 2 * r + 1):
         h.add_(xp[..., :, i : i + W], alpha=kl[i])
@@ -173,16 +238,31 @@ def collapse_laplacian(pyr: list[torch.Tensor]) -> torch.Tensor:
     return x
 
 
-def local_min_max3(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimum and maximum over the 3×3 neighbourhood of each pixel (replicate borders), by shifts."""
+def local_min_max3(x: torch.Tensor, *, padded: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimum and maximum over the 3×3 neighbourhood of each pixel (replicate borders), by shifts.
+
+    ``padded``: ``x`` already replicate-padded by one column on the left and right, when the caller has it.
+    """
     H, W = x.shape[-2:]
-    xp = pad_replicate(x, 0, 1)
-    hmin = torch.minimum(torch.minimum(xp[..., :, 0:W], xp[..., :, 1 : W + 1]), xp[..., :, 2 : W + 2])
-    hmax = torch.maximum(torch.maximum(xp[..., :, 0:W], xp[..., :, 1 : W + 1]), xp[..., :, 2 : W + 2])
-    pmin, pmax = pad_replicate(hmin, 1, 0), pad_replicate(hmax, 1, 0)
-    vmin = torch.minimum(torch.minimum(pmin[..., 0:H, :], pmin[..., 1 : H + 1, :]), pmin[..., 2 : H + 2, :])
-    vmax = torch.maximum(torch.maximum(pmax[..., 0:H, :], pmax[..., 1 : H + 1, :]), pmax[..., 2 : H + 2, :])
-    return vmin, vmax
+    xp = pad_replicate(x, 0, 1) if padded is None else padded
+    mid = xp[..., :, 1 : W + 1]
+    hmin = torch.minimum(xp[..., :, 0:W], mid)
+    hmin = torch.minimum(hmin, xp[..., :, 2 : W + 2], out=hmin)
+    hmax = torch.maximum(xp[..., :, 0:W], mid)
+    hmax = torch.maximum(hmax, xp[..., :, 2 : W + 2], out=hmax)
+    out = []
+    for h, op in ((hmin, torch.minimum), (hmax, torch.maximum)):
+        # rows: the middle ones from three shifts; the first and last (replicate border) from two
+        v = torch.empty_like(h)
+        if H > 1:
+            op(h[..., 0:1, :], h[..., 1:2, :], out=v[..., 0:1, :])
+            op(h[..., H - 2 : H - 1, :], h[..., H - 1 : H, :], out=v[..., H - 1 : H, :])
+            if H > 2:
+                op(op(h[..., 0 : H - 2, :], h[..., 1 : H - 1, :]), h[..., 2:H, :], out=v[..., 1 : H - 1, :])
+        else:
+            v.copy_(h)
+        out.append(v)
+    return out[0], out[1]
 
 
 def upsample_rows(low: torch.Tensor, top: int, bot: int, size: tuple[int, int]) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
-from obscura.isp._filters import blur_separable, gaussian_kernel1d, local_min_max3, strip_map
+from obscura.isp._filters import blur_separable, gaussian_kernel1d, local_min_max3, pad_replicate, strip_map
 
 __all__ = ["SHARPEN", "sharpen", "sharpen_usm"]
 
@@ -78,12 +78,15 @@ def sharpen_usm(
     def run(s: torch.Tensor) -> torch.Tensor:
         y = (s[0] * w0).add_(s[1], alpha=w1).add_(s[2], alpha=w2).clamp_min_(0.0)
         p = y.sqrt()  # perceptual luminance (γ = 2)
-        d = p - blur_separable(p, k)
+        pp = pad_replicate(p, 0, r)  # shared by the blur and the 3×3 min/max (r ≥ 1)
         if threshold > 0:
+            d = p - blur_separable(p, k, padded=pp)
             d = torch.sign(d) * (d.abs() - threshold).clamp_min_(0.0)
-        q = d.mul_(amount).add_(p)
+            q = d.mul_(amount).add_(p)
+        else:  # p + amount·(p − blur) in two ops
+            q = blur_separable(p, k, padded=pp).mul_(-amount).add_(p, alpha=1.0 + amount)
         if hl is not None:
-            mn, mx = local_min_max3(p)
+            mn, mx = local_min_max3(p, padded=pp[..., r - 1 : pp.shape[-1] - r + 1])
             ext = (mx - mn).mul_(hl)
             q = torch.maximum(torch.minimum(q, mx.add_(ext)), mn.sub_(ext).clamp_min_(0.0))
         else:

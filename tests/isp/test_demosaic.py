@@ -230,3 +230,30 @@ def test_bad_inputs():
 
 def test_registry_lists_all_methods():
     assert DEMOSAIC.names() == sorted(METHODS)
+
+
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
+def test_tiles_and_threads_do_not_change_the_result_any_pattern(cfa):
+    # tiles read their reflect-padded region from the mosaic and non-RGGB borders go through a buffer:
+    # every pattern, tiled and spread over 2 workers, must equal one tile run in one thread
+    mosaic = mosaic_rgb(_test_image(80, 96), cfa=cfa)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        whole = demosaic(mosaic, cfa=cfa, method="rcd", tile_size=4096)
+        torch.set_num_threads(2)
+        tiled = demosaic(mosaic, cfa=cfa, method="rcd", tile_size=16)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
+
+
+def test_padded_region_equals_reflect_padding_the_whole_mosaic():
+    from torch.nn import functional as F  # noqa: N812
+
+    from obscura.isp.demosaic import _padded_region
+
+    x = torch.arange(7 * 9, dtype=torch.float32).reshape(7, 9)
+    full = F.pad(x[None], (5, 5, 4, 4), mode="reflect")[0]  # pads < sides
+    for y0, y1, x0, x1 in [(0, 15, 0, 19), (0, 6, 0, 6), (9, 15, 13, 19), (3, 12, 2, 17), (0, 15, 7, 8)]:
+        torch.testing.assert_close(_padded_region(x, 4, 5, y0, y1, x0, x1), full[y0:y1, x0:x1], atol=0, rtol=0)

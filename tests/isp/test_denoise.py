@@ -167,6 +167,33 @@ def test_strips_match_whole_frame():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+def test_threads_do_not_change_the_result():
+    # strips spread over 2 workers (single-threaded ops) must give the one-thread result (up to rounding)
+    x = 0.3 + 0.05 * torch.randn(3, 700, 64, generator=torch.Generator().manual_seed(11))
+    threads = torch.get_num_threads()
+    for m in ("bilateral", "nlm"):
+        try:
+            torch.set_num_threads(1)
+            a = dn.denoise(x, method=m, sigma=0.05)
+            torch.set_num_threads(2)
+            b = dn.denoise(x, method=m, sigma=0.05)
+        finally:
+            torch.set_num_threads(threads)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_up2_rows_equals_bilinear_interpolation():
+    from torch.nn import functional as F  # noqa: N812
+
+    from obscura.isp._filters import pad_replicate
+
+    low = torch.rand(2, 9, 11, generator=torch.Generator().manual_seed(12))
+    full = F.interpolate(low[None], scale_factor=2, mode="bilinear", align_corners=False)[0]
+    lowp = pad_replicate(low, 1)
+    for la, lb in [(0, 9), (0, 3), (4, 7), (6, 9)]:
+        torch.testing.assert_close(dn._up2_rows(lowp, la, lb), full[:, 2 * la : 2 * lb], atol=1e-6, rtol=0)
+
+
 # ------------------------------------------------------------------------------------------- bad input
 
 _X = torch.full((3, 32, 32), 0.2)

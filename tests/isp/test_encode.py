@@ -210,3 +210,31 @@ def test_quantize_bad_inputs():
         quantize(torch.ones(3, dtype=torch.int64))
     with pytest.raises(ShapeError, match="Tensor"):
         quantize(np.zeros(3))
+
+
+def test_srgb_oetf_matches_the_exact_curve(device):
+    # the fast form (log2/exp2, no where) against IEC 61966-2-1 in float64, densely and around the knee
+    from obscura.isp.encode import srgb_oetf
+
+    x64 = torch.cat([torch.linspace(0.0, 1.0, 200_001, dtype=torch.float64), 0.0031308 + torch.arange(-50, 51) * 1e-8])
+    exact = torch.where(x64 <= 0.0031308, x64 * 12.92, 1.055 * x64.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+    x = x64.float().to(device)
+    y = srgb_oetf(x)
+    assert float((y.double().cpu() - exact).abs().max()) < 1e-6
+    out = torch.empty_like(x)
+    assert srgb_oetf(x, out=out) is out and torch.equal(out, y)
+    assert torch.isnan(srgb_oetf(torch.tensor([float("nan")], device=device))).all()
+
+
+def test_encode_parallel_equals_serial():
+    x = torch.rand(3, 300, 500, generator=torch.Generator().manual_seed(3)) * 1.2 - 0.1
+    img = Image(x, "linear_prophoto")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = encode(img).data
+        torch.set_num_threads(2)
+        parallel = encode(img).data
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(serial, parallel)

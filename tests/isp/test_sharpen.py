@@ -111,6 +111,32 @@ def test_strips_match_whole_frame():
     torch.testing.assert_close(y[:, :290], y_top[:, :290], atol=1e-6, rtol=0)
 
 
+def test_parallel_strips_match_one_thread_and_nest():
+    # strip_map spreads strips over 2 workers; a strip_map inside a worker runs serially (no deadlock)
+    from obscura.isp import _filters
+
+    x = torch.rand(3, 900, 64, generator=torch.Generator().manual_seed(5))
+    threads = torch.get_num_threads()
+    old = _filters._STRIP_PIXELS
+    try:
+        _filters._STRIP_PIXELS = 64 * 50  # 18 strips
+        torch.set_num_threads(1)
+        serial = sharpen(x, amount=0.8, radius=1.5)
+        torch.set_num_threads(2)
+        parallel = sharpen(x, amount=0.8, radius=1.5)
+
+        def nested(s: torch.Tensor) -> torch.Tensor:
+            return _filters.strip_map(lambda t: t * 2.0, s, halo=0, rows=8)
+
+        doubled = _filters.strip_map(nested, x, halo=0, rows=100)
+        assert torch.get_num_threads() == 2
+    finally:
+        _filters._STRIP_PIXELS = old
+        torch.set_num_threads(threads)
+    assert torch.equal(serial, parallel)
+    assert torch.equal(doubled, x * 2.0)
+
+
 @pytest.mark.parametrize(
     ("x", "opts", "err"),
     [
