@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# Idle OpenMP threads yield instead of spinning: on a loaded 2-core machine spinning workers stall
+# small torch ops by milliseconds each (measured 10× swings in test times). Must precede torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 _CANDIDATES = [
     os.environ.get("OBSCURA_SHARED_DATA", ""),

@@ -1,5 +1,8 @@
+import os
 import sys
 
-from obscura.cli.main import main
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads yield (see obscura.cli.main)
+
+from obscura.cli.main import main  # noqa: E402
 
 sys.exit(main())

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# Before torch is imported (the subcommands import it lazily): idle OpenMP threads yield instead of
+# spinning, which on small, loaded machines otherwise stalls each small torch op by milliseconds.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from collections.abc import Sequence
 
 from obscura import __version__
