@@ -8,10 +8,10 @@ import os
 # small torch ops by milliseconds each (measured 10× swings in test times). Must precede torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 _CANDIDATES = [
     os.environ.get("OBSCURA_SHARED_DATA", ""),
