@@ -181,7 +181,8 @@ RECIPES: dict[str, Recipe] = {
         demosaic=Stage.of("bilinear"),
         denoise=Stage.of("none"),
         local_tone=Stage.of("none"),
-        sharpen=Stage.of("usm", amount=0.3, radius=1.0),
+        sharpen=Stage.of("none"),  # costs a tenth of the time and is barely visible at preview sizes
+        working_space="linear_srgb",  # the output's own primaries: encode needs no matrix
     ),
     "reference": Recipe(
         name="reference",

@@ -14,16 +14,17 @@ from collections.abc import Callable
 from functools import cache
 
 import torch
+from torch.nn import functional as F  # noqa: N812
 
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 from obscura.isp import _filters
 from obscura.isp._filters import (
     bin2,
-    box_filter,
     collapse_laplacian,
     gaussian_pyramid,
     laplacian_pyramid,
+    pad_replicate,
     strip_map,
     upsample_rows,
 )
@@ -41,10 +42,17 @@ __all__ = [
     "inverse_curve",
     "local_tone_map",
     "local_tone_map_exposure_fusion",
+    "LOCAL_TONE_GAIN",
+    "local_tone_step",
+    "local_tone_gain",
+    "exposure_fusion_gain",
+    "apply_local_tone_gain",
+    "local_tone_curve",
 ]
 
 TONE_CURVE = Registry("tone_curve")
 LOCAL_TONE = Registry("local_tone")
+LOCAL_TONE_GAIN = Registry("local_tone_gain")
 
 REC709_LUMA = (0.2126, 0.7152, 0.0722)
 _GAMMA = 2.2  # perceptual encoding used for fusion weights (as the LDR frames of Mertens et al.)
@@ -191,6 +199,37 @@ def filmic_curve(
     return contrast_s_curve(y, pivot=grey_out, contrast=contrast)
 
 
+_LUT_SIZE = 4097  # filmic table entries, uniform in √(x / white): interpolation error < 1e-6
+
+
+@cache
+def _filmic_table(white: float, grey_in: float, grey_out: float, contrast: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The filmic curve sampled at x = u²·white for u uniform in [0, 1], and the slope to the next sample."""
+    u = torch.linspace(0.0, 1.0, _LUT_SIZE, dtype=torch.float64)
+    o = {"white": white, "grey_in": grey_in, "grey_out": grey_out, "contrast": contrast}
+    y = filmic_curve(u * u * white, **o)
+    y[-1] = 1.0
+    slope = torch.cat([y[1:] - y[:-1], torch.zeros(1, dtype=torch.float64)])
+    return y.float(), slope.float()
+
+
+def _filmic_lut(n: torch.Tensor, o: dict) -> torch.Tensor:
+    """:func:`filmic_curve` of ``n`` ≥ 0 by linear interpolation in a table (a third of the cost on the CPU).
+
+    The table is uniform in √(x / white), where the curve is smooth down to 0, so the error stays
+    below 1e-6. NaN in ``n`` reads the table's first entry: callers divide by ``n``, which keeps the NaN.
+    """
+    filmic_curve(n.new_zeros(1), **o)  # validate
+    white = float(o.get("white", 11.2))
+    key = (white, float(o.get("grey_in", 0.18)), float(o.get("grey_out", 0.18)), float(o.get("contrast", 1.0)))
+    y, slope = (t.to(device=n.device, dtype=n.dtype) for t in _filmic_table(*key))
+    u = n.mul(1.0 / white).sqrt_().clamp_(0.0, 1.0).nan_to_num_(nan=0.0).mul_(_LUT_SIZE - 1)
+    i = u.to(torch.int64)
+    frac = u.frac_()  # u ≥ 0
+    flat = i.reshape(-1)  # index_select: several times faster than advanced indexing on the CPU
+    return y.index_select(0, flat).view(n.shape).addcmul_(slope.index_select(0, flat).view(n.shape), frac)
+
+
 @TONE_CURVE.register("filmic")
 def tone_curve_filmic(
     x: torch.Tensor,
@@ -218,10 +257,9 @@ def tone_curve_filmic(
         return strip_map(lambda s: filmic_curve(s, **o), x, halo=0)
 
     def run(s: torch.Tensor) -> torch.Tensor:
-        s = s.clamp_min(0.0)
-        n = s.amax(dim=0) if mode == "norm" else _luma(s, luma_weights).clamp_min_(0.0)
-        t = filmic_curve(n, **o)
-        ratio = t / n.clamp_min(1e-12)
+        # negative channels need no clamp of their own: the ratio is ≥ 0 and the result is clamped at 0
+        n = s.amax(dim=0).clamp_min_(0.0) if mode == "norm" else _luma(s.clamp_min(0.0), luma_weights)
+        ratio = _filmic_lut(n, o).div_(n.clamp_min_(1e-12))
         return (s * ratio).clamp_(0.0, 1.0)
 
     return strip_map(run, x, halo=0)
@@ -268,6 +306,188 @@ def inverse_curve(
 # ------------------------------------------------------------------------------------ local tone maps
 
 
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over a (2r+1)² window of the last two dims (replicate borders), as :func:`_filters.box_filter`
+    but separable (two 1-D means): O(r) per pixel instead of O(r²), which matters for the guided filter."""
+    shape = x.shape
+    y = pad_replicate(x.reshape(1, -1, *shape[-2:]), r)
+    y = F.avg_pool2d(F.avg_pool2d(y, (1, 2 * r + 1), stride=1), (2 * r + 1, 1), stride=1)
+    return y.reshape(shape)
+
+
+def local_tone_step(size: tuple[int, int], *, max_pixels: int = 1 << 20) -> int:
+    """The power-of-two reduction at which local tone mapping computes its gain for an image of ``size``.
+
+    The smallest step with at most ``max_pixels`` pixels left, unless the short side would fall below
+    8 pixels. The reduced image is the ``step`` × ``step`` block mean (:func:`_filters.bin2` repeated).
+    """
+    H, W = (int(v) for v in size)
+    max_pixels = int(_num("max_pixels", max_pixels, 64, 1 << 30))
+    step = 1
+    while (H // step) * (W // step) > max_pixels and min(H, W) // (2 * step) >= 8:
+        step *= 2
+    return step
+
+
+@LOCAL_TONE_GAIN.register("exposure_fusion")
+def exposure_fusion_gain(
+    x_small: torch.Tensor,
+    *,
+    ev_boost: float = 2.0,
+    sigma: float = 0.2,
+    strength: float = 1.0,
+    curve: str = "filmic",
+    curve_options: dict | None = None,
+    levels: int = 4,
+    max_pixels: int = 1 << 20,
+    radius: int = 8,
+    eps: float = 0.001,
+    luma_weights: tuple[float, float, float] = REC709_LUMA,
+) -> torch.Tensor:
+    """The low-resolution part of exposure-fusion local tone mapping (see :func:`local_tone_map_exposure_fusion`).
+
+    ``x_small`` is the reduced scene-linear image (3, h, w) (``max_pixels`` is only validated here: it is
+    the caller's choice of reduction, :func:`local_tone_step`). Returns the (2, h, w) coefficients (a, b)
+    of the local linear model of the fast guided filter (He & Sun 2015), already box-averaged: at full
+    size the log gain is a·log Y + b with a and b upsampled bilinearly (:func:`apply_local_tone_gain`).
+    """
+    _check_image(x_small)
+    ev_boost = _num("ev_boost", ev_boost, 0.0, 10.0)
+    sigma = _num("sigma", sigma, 0.0, 10.0, lo_open=True)
+    strength = _num("strength", strength, 0.0, 2.0)
+    eps = _num("eps", eps, 0.0, 100.0, lo_open=True)
+    radius = int(_num("radius", radius, 1, 64))
+    _num("max_pixels", max_pixels, 64, 1 << 30)
+    f, white = _scalar_curve(curve, dict(curve_options or {}))
+    if strength == 0.0 or ev_boost == 0.0:
+        return x_small.new_zeros((2, *x_small.shape[-2:]))
+    tiny = 1e-7
+    yl = _luma(x_small, luma_weights).clamp_min(tiny)
+    logy = torch.log(yl)
+
+    # exposure fusion at the reduced size, on perceptual values of the two virtual exposures
+    gains = (1.0, 2.0**ev_boost)
+    vs = [f(yl * g).clamp(0.0, 1.0).pow(1.0 / _GAMMA) for g in gains]
+    ws = torch.stack([torch.exp(-0.5 * ((v - 0.5) / sigma) ** 2) for v in vs]) + 1e-12
+    ws = ws / ws.sum(0, keepdim=True)
+    h, w = yl.shape
+    nlev = min(int(_num("levels", levels, 1, 20)), max(1, int(math.log2(max(1, min(h, w)))) - 1))
+    lap = [laplacian_pyramid(v, nlev) for v in vs]
+    gw = gaussian_pyramid(ws, nlev)
+    fused = collapse_laplacian([sum(gw[lv][k] * lap[k][lv] for k in range(len(vs))) for lv in range(nlev)])
+    display = fused.clamp(0.0, 1.0).pow(_GAMMA)
+    target = inverse_curve(f, display, white=white).clamp_min(tiny)
+    loggain = (torch.log(target) - logy) * strength
+
+    # fast guided filter: local linear model loggain ≈ a·log Y + b (guide: the log luminance)
+    mi, mp = _box(logy, radius), _box(loggain, radius)
+    cov = _box(logy * loggain, radius) - mi * mp
+    var = _box(logy * logy, radius) - mi * mi
+    a = cov / (var + eps)
+    b = mp - a * mi
+    return _box(torch.stack([a, b]), radius)
+
+
+def local_tone_gain(x_small: torch.Tensor, *, method: str = "exposure_fusion", **options) -> torch.Tensor:
+    """Low-resolution local tone mapping coefficients of a reduced image (method from :data:`LOCAL_TONE_GAIN`).
+
+    Apply them at full size with :func:`apply_local_tone_gain`.
+    """
+    return LOCAL_TONE_GAIN.get(method)(x_small, **options)
+
+
+def apply_local_tone_gain(
+    x: torch.Tensor,
+    coeffs: torch.Tensor,
+    *,
+    top: int = 0,
+    size: tuple[int, int] | None = None,
+    luma_weights: tuple[float, float, float] = REC709_LUMA,
+    **_options,
+) -> torch.Tensor:
+    """Apply local tone mapping coefficients (:func:`local_tone_gain`) to the full-resolution ``x`` (3, h, W).
+
+    ``x`` holds rows [``top``, ``top`` + h) of an image of ``size`` (default: ``x``'s own size), so a strip
+    of a large image is mapped exactly as the same rows of the whole: the coefficients (2, h', w') are
+    upsampled bilinearly to ``size`` (guided upsampling: the gain is exp(a·log Y + b) with the strip's own
+    full-resolution luminance Y). Other options of the method (the gain's) are accepted and ignored.
+    """
+    _check_image(x)
+    if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 3 or coeffs.shape[0] != 2:
+        raise ShapeError(f"coeffs must be (2, h, w); got {tuple(getattr(coeffs, 'shape', ()))}")
+    h, W = x.shape[-2:]
+    H, Wf = (int(v) for v in size) if size is not None else (h, W)
+    top = int(top)
+    if Wf != W or top < 0 or top + h > H:
+        raise ShapeError(f"rows [{top}, {top + h}) of width {W} do not fit in an image of size {(H, Wf)}")
+    if len(luma_weights) != 3:
+        raise InvalidParameter(f"luma_weights must have 3 values; got {luma_weights!r}")
+    ab = coeffs.to(device=x.device, dtype=x.dtype)
+    full = tuple(ab.shape[-2:]) == (H, W)
+    tiny = 1e-7
+    w0, w1, w2 = (float(v) for v in luma_weights)
+    rows = max(8, _filters._STRIP_PIXELS // W) if x.device.type == "cpu" else h
+    out = torch.empty_like(x)
+    for t0 in range(0, h, rows):
+        t1 = min(h, t0 + rows)
+        s = x[:, t0:t1]
+        c = ab[:, top + t0 : top + t1].clone() if full else upsample_rows(ab, top + t0, top + t1, (H, W))
+        ly = (s[0] * w0).add_(s[1], alpha=w1).add_(s[2], alpha=w2).clamp_min_(tiny).log_()
+        torch.mul(s, c[0].mul_(ly).add_(c[1]).exp_(), out=out[:, t0:t1])
+    return out
+
+
+def local_tone_curve(
+    x: torch.Tensor,
+    coeffs: torch.Tensor,
+    *,
+    top: int = 0,
+    size: tuple[int, int] | None = None,
+    luma_weights: tuple[float, float, float] = REC709_LUMA,
+    method: str = "filmic",
+    **curve_options,
+) -> torch.Tensor:
+    """:func:`apply_local_tone_gain` followed by :func:`tone_curve` (``method``, ``curve_options``).
+
+    For the filmic curve in its hue-preserving ``"norm"`` mode the two run fused in one pass: the local
+    gain k multiplies all three channels, so max(k·x) = k·max(x) and the result is x·f(k·n)/n with
+    n = max(R, G, B), without building the tone-mapped image in between.
+    """
+    if method != "filmic" or curve_options.get("mode", "norm") != "norm":
+        y = apply_local_tone_gain(x, coeffs, top=top, size=size, luma_weights=luma_weights)
+        return tone_curve(y, method=method, **curve_options)
+    _check_image(x)
+    o = {k: v for k, v in curve_options.items() if k != "mode"}
+    unknown = set(o) - {"white", "grey_in", "grey_out", "contrast"}
+    if unknown:
+        raise InvalidParameter(f"unknown filmic curve options {sorted(unknown)}")
+    filmic_curve(x.new_zeros(1), **o)  # validate once
+    if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 3 or coeffs.shape[0] != 2:
+        raise ShapeError(f"coeffs must be (2, h, w); got {tuple(getattr(coeffs, 'shape', ()))}")
+    h, W = x.shape[-2:]
+    H, Wf = (int(v) for v in size) if size is not None else (h, W)
+    top = int(top)
+    if Wf != W or top < 0 or top + h > H:
+        raise ShapeError(f"rows [{top}, {top + h}) of width {W} do not fit in an image of size {(H, Wf)}")
+    if len(luma_weights) != 3:
+        raise InvalidParameter(f"luma_weights must have 3 values; got {luma_weights!r}")
+    ab = coeffs.to(device=x.device, dtype=x.dtype)
+    full = tuple(ab.shape[-2:]) == (H, W)
+    w0, w1, w2 = (float(v) for v in luma_weights)
+    rows = max(8, _filters._STRIP_PIXELS // W) if x.device.type == "cpu" else h
+    out = torch.empty_like(x)
+    for t0 in range(0, h, rows):
+        t1 = min(h, t0 + rows)
+        s = x[:, t0:t1]
+        c = ab[:, top + t0 : top + t1].clone() if full else upsample_rows(ab, top + t0, top + t1, (H, W))
+        ly = (s[0] * w0).add_(s[1], alpha=w1).add_(s[2], alpha=w2).clamp_min_(1e-7).log_()
+        k = c[0].mul_(ly).add_(c[1]).exp_()  # the local gain
+        n = s.amax(dim=0).clamp_min_(0.0).mul_(k)  # the norm of the tone-mapped pixel
+        ratio = _filmic_lut(n, o).div_(n.clamp_min_(1e-12)).mul_(k)
+        torch.mul(s, ratio, out=out[:, t0:t1]).clamp_(0.0, 1.0)
+    return out
+
+
 @LOCAL_TONE.register("exposure_fusion")
 def local_tone_map_exposure_fusion(
     x: torch.Tensor,
@@ -294,60 +514,31 @@ def local_tone_map_exposure_fusion(
     at the reduced size, ``eps`` in log² units), so no sharp halo follows strong edges. Returns the
     scene-linear input times the gain (chroma ratios kept); follow it with :func:`tone_curve` using the
     same ``curve`` and ``curve_options``.
+
+    Built from its two parts, :func:`exposure_fusion_gain` on the reduced image and
+    :func:`apply_local_tone_gain` at full size, which a tiled pipeline calls separately.
     """
     _check_image(x)
-    ev_boost = _num("ev_boost", ev_boost, 0.0, 10.0)
-    sigma = _num("sigma", sigma, 0.0, 10.0, lo_open=True)
-    strength = _num("strength", strength, 0.0, 2.0)
-    eps = _num("eps", eps, 0.0, 100.0, lo_open=True)
-    radius = int(_num("radius", radius, 1, 64))
-    max_pixels = int(_num("max_pixels", max_pixels, 64, 1 << 30))
-    f, white = _scalar_curve(curve, dict(curve_options or {}))
-    if strength == 0.0 or ev_boost == 0.0:
-        return x.clone()
-    H, W = x.shape[-2:]
-    step = 1
-    while (H // step) * (W // step) > max_pixels and min(H, W) // (2 * step) >= 8:
-        step *= 2
+    opts = {
+        "ev_boost": ev_boost,
+        "sigma": sigma,
+        "strength": strength,
+        "curve": curve,
+        "curve_options": curve_options,
+        "levels": levels,
+        "max_pixels": max_pixels,
+        "radius": radius,
+        "eps": eps,
+        "luma_weights": luma_weights,
+    }
+    step = local_tone_step(tuple(x.shape[-2:]), max_pixels=max_pixels)
     xl = x
     for _ in range(int(math.log2(step))):
         xl = bin2(xl)
-    tiny = 1e-7
-    yl = _luma(xl, luma_weights).clamp_min(tiny)
-    logy = torch.log(yl)
-
-    # exposure fusion at the reduced size, on perceptual values of the two virtual exposures
-    gains = (1.0, 2.0**ev_boost)
-    vs = [f(yl * g).clamp(0.0, 1.0).pow(1.0 / _GAMMA) for g in gains]
-    ws = torch.stack([torch.exp(-0.5 * ((v - 0.5) / sigma) ** 2) for v in vs]) + 1e-12
-    ws = ws / ws.sum(0, keepdim=True)
-    h, w = yl.shape
-    nlev = min(int(_num("levels", levels, 1, 20)), max(1, int(math.log2(max(1, min(h, w)))) - 1))
-    lap = [laplacian_pyramid(v, nlev) for v in vs]
-    gw = gaussian_pyramid(ws, nlev)
-    fused = collapse_laplacian([sum(gw[lv][k] * lap[k][lv] for k in range(len(vs))) for lv in range(nlev)])
-    display = fused.clamp(0.0, 1.0).pow(_GAMMA)
-    target = inverse_curve(f, display, white=white).clamp_min(tiny)
-    loggain = (torch.log(target) - logy) * strength
-
-    # fast guided filter: local linear model loggain ≈ a·log Y + b, upsampled and applied at full size
-    mi, mp = box_filter(logy, radius), box_filter(loggain, radius)
-    cov = box_filter(logy * loggain, radius) - mi * mp
-    var = box_filter(logy * logy, radius) - mi * mi
-    a = cov / (var + eps)
-    b = mp - a * mi
-    ab = box_filter(torch.stack([a, b]), radius)
-    w0, w1, w2 = (float(v) for v in luma_weights)
-    cpu = x.device.type == "cpu"
-    rows = max(8, _filters._STRIP_PIXELS // W) if cpu else H
-    out = torch.empty_like(x)
-    for top in range(0, H, rows):
-        bot = min(H, top + rows)
-        s = x[:, top:bot]
-        c = upsample_rows(ab, top, bot, (H, W)) if step > 1 else ab[:, top:bot]
-        ly = (s[0] * w0).add_(s[1], alpha=w1).add_(s[2], alpha=w2).clamp_min_(tiny).log_()
-        out[:, top:bot] = s * c[0].mul_(ly).add_(c[1]).exp_()
-    return out
+    coeffs = exposure_fusion_gain(xl, **opts)
+    if float(strength) == 0.0 or float(ev_boost) == 0.0:
+        return x.clone()
+    return apply_local_tone_gain(x, coeffs, luma_weights=luma_weights)
 
 
 def local_tone_map(x: torch.Tensor, *, method: str = "exposure_fusion", **options) -> torch.Tensor:

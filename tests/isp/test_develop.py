@@ -163,3 +163,121 @@ def test_image_type_from_develop_has_meta():
     frame, _ = _synthetic_frame("BGGR")
     img = develop(frame, recipe="reference")
     assert isinstance(img, Image) and img.meta is not None and img.meta.cfa == "BGGR"
+
+
+# ------------------------------------------------------------------------------ strips vs whole frame
+
+
+def _scene(h: int, w: int, seed: int) -> torch.Tensor:
+    """A linear RGB scene with edges, a dark region, a clipped highlight and texture."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    rgb = torch.stack([0.05 + 0.6 * xx, 0.08 + 0.4 * yy, 0.1 + 0.3 * xx * yy])
+    rgb = rgb * torch.where(xx < 0.3, 0.05, 1.0)  # deep shadows: local tone mapping lifts them
+    rgb = rgb + 0.15 * ((torch.sin(xx * 40) * torch.sin(yy * 33)) > 0.6)  # texture and edges
+    rgb[:, h // 3 : h // 2, w // 2 : 3 * w // 4] = torch.tensor([1.6, 1.3, 0.9])[:, None, None]  # clipped
+    return (rgb + 0.01 * torch.randn(3, h, w, generator=g)).clamp(0.0, 1.0)
+
+
+def _bayer_frame(cfa: str = "GRBG", size=(328, 200), **meta) -> RawFrame:
+    from obscura.core.cfa import mosaic_rgb
+
+    mosaic = mosaic_rgb(_scene(*size, seed=1), cfa=cfa) * 4000 + 200
+    m = RawMeta(
+        cfa=cfa,
+        black_level=(200.0,) * len(cfa),
+        white_level=4200.0,
+        color_matrix1=(0.9, 0.1, 0, 0.1, 0.8, 0.1, 0, 0.1, 0.9),
+        as_shot_neutral=(0.5, 1.0, 0.7),
+        **meta,
+    )
+    return RawFrame(mosaic.round(), m)
+
+
+def _linear_frame(size=(300, 180)) -> RawFrame:
+    x = _scene(*size, seed=2) * 60000
+    m = RawMeta(
+        cfa="",
+        black_level=(0.0,),
+        white_level=65535.0,
+        color_matrix1=(1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0),
+        as_shot_neutral=(1.0, 1.0, 1.0),
+    )
+    return RawFrame(x.round(), m)
+
+
+@pytest.mark.parametrize("recipe", ["default", "fast", "reference"])
+@pytest.mark.parametrize("kind", ["bayer", "linear"])
+def test_strips_equal_whole_frame(recipe, kind):
+    frame = _bayer_frame() if kind == "bayer" else _linear_frame()
+    whole = develop(frame, recipe=recipe, tile_rows=None).data
+    strips = develop(frame, recipe=recipe, tile_rows=16).data  # many strips: 16 rows + the halo
+    assert strips.shape == whole.shape == (3, *frame.data.shape[-2:])
+    assert float((strips - whole).abs().max()) <= 2e-5
+    assert float(whole.std()) > 0.05  # a real picture, not a constant
+
+
+def test_strips_equal_whole_frame_with_crop_orientation_and_profile():
+    frame = _bayer_frame("RGGB", default_crop=(6, 10, 180, 300), orientation=6, noise_profile=((2e-4, 1e-5),), iso=800)
+    whole = develop(frame, recipe="default", tile_rows=None).data
+    strips = develop(frame, recipe="default", tile_rows=24).data
+    assert whole.shape == (3, 180, 300)  # cropped, then turned by the Orientation tag
+    assert float((strips - whole).abs().max()) <= 2e-5
+
+
+def test_strips_equal_whole_frame_quad_bayer_and_whole_frame_stages():
+    frame = _bayer_frame(QUAD_BAYER_PATTERNS[0], size=(320, 160))
+    a = develop(frame, recipe="fast", tile_rows=None).data
+    b = develop(frame, recipe="fast", tile_rows=16).data
+    assert float((a - b).abs().max()) <= 2e-5
+    # reconstruct highlights propagate colour from far away: develop runs them on the whole frame
+    rec = RECIPES["default"].replace(highlights=RECIPES["default"].highlights.of("reconstruct"))
+    c = develop(_bayer_frame(), recipe=rec, tile_rows=16).data
+    d = develop(_bayer_frame(), recipe=rec, tile_rows=None).data
+    assert torch.equal(c, d)
+
+
+def test_develop_tile_rows_bad_values():
+    frame, _ = _synthetic_frame("RGGB")
+    for bad in (0, 4, True, 2.5, "16"):
+        with pytest.raises(InvalidParameter, match="tile_rows"):
+            develop(frame, recipe="fast", tile_rows=bad)
+
+
+def test_exposure_ev_subsamples_before_the_matrix():
+    """exposure_ev equals auto exposure measured on the whole matrix-converted preview."""
+    from obscura.core.colour import apply_matrix, rgb_to_xyz_d50_matrix
+    from obscura.isp import tone
+    from obscura.isp.develop import exposure_ev
+
+    g = torch.Generator().manual_seed(3)
+    prev = torch.rand(3, 700, 900, generator=g) ** 3
+    m = np.array([[1.2, -0.1, -0.1], [-0.2, 1.3, -0.1], [0.0, -0.3, 1.3]])
+    meta = RawMeta(baseline_exposure=0.5)
+    r = RECIPES["default"]
+    ev = exposure_ev(prev, meta=meta, recipe=r, camera_to_working=m)
+    weights = tuple(float(w) for w in rgb_to_xyz_d50_matrix(r.working_space)[1])
+    full = apply_matrix(prev.clamp_min(0), m) * 2.0**0.5
+    ref = 0.5 + tone.auto_exposure(full, luma_weights=weights, highlight_white=6.0)
+    assert ev == pytest.approx(ref, abs=1e-6)
+    assert abs(ev - 0.5) > 0.5  # auto exposure did something
+
+
+def test_noise_profile_estimated_once_from_the_mosaic():
+    """Without a NoiseProfile, the profile is measured on raw CFA samples (variance a·x + b)."""
+    from obscura.core.cfa import mosaic_rgb
+    from obscura.isp.develop import _Global, _noise_profile
+
+    g = torch.Generator().manual_seed(4)
+    h, w = 512, 512
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    clean = mosaic_rgb(torch.stack([0.1 + 0.8 * xx, 0.1 + 0.8 * yy, 0.1 + 0.4 * (xx + yy)]), cfa="RGGB")
+    a, b = 4e-4, 4e-6
+    noisy = clean + torch.randn(h, w, generator=g) * (a * clean + b).sqrt()
+    meta = RawMeta(cfa="RGGB")
+    gl = _Global(noisy, meta, noisy[None].expand(3, -1, -1), torch.ones(3), torch.ones(3), np.eye(3), 0.0)
+    prof = _noise_profile(gl, RECIPES["default"])
+    assert prof is not None and len(prof) == 3
+    for pa, pb in prof:
+        assert pa == pytest.approx(a, rel=0.25)
+        assert pa * 0.5 + pb == pytest.approx(a * 0.5 + b, rel=0.2)

@@ -194,3 +194,56 @@ def test_local_tone_map_strips_match_whole():
 def test_bad_input(fn, x, opts, err):
     with pytest.raises(err):
         fn(x, **opts)
+
+
+def test_local_tone_map_is_its_two_parts(device):
+    """local_tone_map = the gain on the binned image, applied at full size; strips map as the whole."""
+    from obscura.isp._filters import bin2
+
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(3, 96, 130, generator=g) ** 2 * 2.0).to(device)
+    x[:, :, :40] *= 0.02
+    whole = tone.local_tone_map(x, max_pixels=1 << 10)
+    step = tone.local_tone_step((96, 130), max_pixels=1 << 10)
+    assert step == 4  # 96·130 / 16 = 780 ≤ 1024 pixels
+    coeffs = tone.local_tone_gain(bin2(bin2(x)), max_pixels=1 << 10)
+    assert coeffs.shape == (2, 24, 32)
+    assert torch.allclose(tone.apply_local_tone_gain(x, coeffs), whole, rtol=1e-6, atol=1e-7)
+    for top, bot in ((0, 17), (17, 50), (50, 96)):
+        part = tone.apply_local_tone_gain(x[:, top:bot], coeffs, top=top, size=(96, 130))
+        assert torch.allclose(part, whole[:, top:bot], rtol=1e-6, atol=1e-7)
+    assert float(whole[:, :, :40].mean()) > 2.0 * float(x[:, :, :40].mean())  # the shadows were lifted
+
+
+def test_local_tone_parts_bad_inputs():
+    x = torch.rand(3, 16, 16)
+    with pytest.raises(ShapeError, match="coeffs"):
+        tone.apply_local_tone_gain(x, torch.zeros(3, 4, 4))
+    with pytest.raises(ShapeError, match="do not fit"):
+        tone.apply_local_tone_gain(x, torch.zeros(2, 4, 4), top=8, size=(20, 16))
+    with pytest.raises(UnknownMethod):
+        tone.local_tone_gain(x, method="durand")
+    with pytest.raises(InvalidParameter, match="max_pixels"):
+        tone.local_tone_step((100, 100), max_pixels=0)
+
+
+def test_fused_local_tone_curve_equals_gain_then_curve(device):
+    """local_tone_curve = tone_curve(apply_local_tone_gain(x)); the filmic table matches the formula."""
+    g = torch.Generator().manual_seed(6)
+    x = (torch.rand(3, 40, 64, generator=g) ** 3 * 9.0 - 0.01).to(device)
+    coeffs = (torch.randn(2, 10, 16, generator=g) * 0.2).to(device)
+    opts = {"white": 6.0, "contrast": 1.35}
+    for top in (0, 13):
+        part = x[:, top : top + 27]
+        ref = tone.tone_curve(tone.apply_local_tone_gain(part, coeffs, top=top, size=(40, 64)), **opts)
+        fused = tone.local_tone_curve(part, coeffs, top=top, size=(40, 64), **opts)
+        torch.testing.assert_close(fused, ref, atol=2e-6, rtol=0)
+    lin = tone.local_tone_curve(x, coeffs, method="linear")  # other curves: the two steps in turn
+    torch.testing.assert_close(lin, tone.apply_local_tone_gain(x, coeffs).clamp(0, 1))
+    # the table behind the hue-preserving curve against the closed form, over the whole range
+    t = torch.linspace(0.0, 8.0, 20001, device=device)
+    n = torch.stack([t, t * 0.5, t * 0.25])[:, None]
+    exact = n * (tone.filmic_curve(t, **opts) / t.clamp_min(1e-12))
+    torch.testing.assert_close(tone.tone_curve(n, **opts), exact.clamp(0, 1), atol=1e-6, rtol=0)
+    with pytest.raises(InvalidParameter, match="unknown filmic"):
+        tone.local_tone_curve(x, coeffs, gamma=2.0)
