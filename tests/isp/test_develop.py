@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io as _io
 
-import colour
 import numpy as np
 import pytest
-import rawpy
 import torch
 from PIL import Image as PILImage
 
@@ -16,6 +14,7 @@ from obscura.core.types import QUAD_BAYER_PATTERNS, Image, RawFrame, RawMeta
 from obscura.io.write import write
 from obscura.isp.develop import develop, orient
 from obscura.isp.recipe import RECIPES, get_recipe, load_recipe
+from obscura.lab.baseline import libraw_srgb, mean_delta_e00
 from tests.rawfiles import HEADERLESS, LIBRAW_FILES, read_any
 
 
@@ -47,35 +46,17 @@ def test_every_real_raw_develops_to_a_valid_jpeg(data_dir, tmp_path, rel):
         assert im.info.get("icc_profile")
 
 
-def _libraw_reference(path) -> np.ndarray:
-    with rawpy.imread(str(path)) as r:
-        rgb = r.postprocess(
-            use_camera_wb=True,
-            no_auto_bright=True,
-            output_color=rawpy.ColorSpace.sRGB,
-            gamma=(2.4, 12.92),
-            output_bps=16,
-            adjust_maximum_thr=0.0,  # LibRaw's default rescales white to the data maximum (an exposure heuristic)
-        )
-    return rgb.astype(np.float64) / 65535.0
-
-
-def _mean_delta_e00(a: np.ndarray, b: np.ndarray) -> float:
-    lab = [colour.XYZ_to_Lab(colour.sRGB_to_XYZ(x)) for x in (a, b)]
-    return float(np.mean(colour.delta_E(lab[0], lab[1], method="CIE 2000")))
-
-
 @pytest.mark.parametrize("rel", LIBRAW_FILES)
 def test_reference_recipe_matches_libraw_colour(data_dir, rel):
     """Mean ΔE00 between our `reference` sRGB rendering and rawpy.postprocess, same file, same run."""
     path = data_dir / "raw" / rel
     frame = read_any(data_dir, rel)
     ours = develop(frame, recipe=get_recipe("reference").replace(crop=False)).data.permute(1, 2, 0).double().numpy()
-    ref = _libraw_reference(path)
+    ref = libraw_srgb(path)  # rawpy.postprocess, camera WB, sRGB, no auto-bright, 16 bit
     h, w = min(ours.shape[0], ref.shape[0]), min(ours.shape[1], ref.shape[1])
     assert abs(ours.shape[0] - ref.shape[0]) <= 8 and abs(ours.shape[1] - ref.shape[1]) <= 8
     b = 8  # borders: demosaic methods differ there
-    de = _mean_delta_e00(ours[b : h - b, b : w - b], ref[b : h - b, b : w - b])
+    de = mean_delta_e00(ours[b : h - b, b : w - b], ref[b : h - b, b : w - b])
     assert de < 2.0, f"{rel}: mean ΔE00 {de:.2f} vs LibRaw"
 
 
