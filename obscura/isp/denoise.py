@@ -21,6 +21,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
+from obscura.core.validate import check_image, check_number
 from obscura.isp import _filters
 from obscura.isp._filters import bin2, blur_separable, pad_replicate, parallel_map, parallel_threads, strip_map
 
@@ -49,22 +50,10 @@ _BOX3 = torch.full((3,), 1.0 / 3.0)
 
 
 def _check_image(x: torch.Tensor, name: str = "image") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 2 or x.shape[2] < 2:
-        raise ShapeError(f"{name} must be (3, H, W) with H, W ≥ 2; got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ShapeError(f"{name} must be floating point; got {x.dtype}")
+    check_image(x, name=name, min_size=2)
 
 
-def _num(name: str, v: float, lo: float, hi: float) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"{name} must be a number; got {v!r}") from None
-    if not math.isfinite(f) or not lo <= f <= hi:
-        raise InvalidParameter(f"{name} must be in [{lo}, {hi}]; got {v!r}")
-    return f
+_num = check_number
 
 
 def _mix(m: np.ndarray | torch.Tensor, x, *, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -12,8 +12,9 @@ import math
 
 import torch
 
-from obscura.core.errors import InvalidParameter, ShapeError
+from obscura.core.errors import InvalidParameter
 from obscura.core.registry import Registry
+from obscura.core.validate import check_image, check_number
 from obscura.isp._filters import blur_separable, gaussian_kernel1d, local_min_max3, pad_replicate, strip_map
 
 __all__ = ["SHARPEN", "sharpen", "sharpen_usm"]
@@ -25,22 +26,10 @@ _EPS = 1e-5
 
 
 def _check_image(x: torch.Tensor, name: str = "image") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
-        raise ShapeError(f"{name} must be (3, H, W); got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ShapeError(f"{name} must be floating point; got {x.dtype}")
+    check_image(x, name=name)
 
 
-def _finite(name: str, v: float, lo: float, hi: float) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"{name} must be a number; got {v!r}") from None
-    if not math.isfinite(f) or not lo <= f <= hi:
-        raise InvalidParameter(f"{name} must be in [{lo}, {hi}]; got {v!r}")
-    return f
+_finite = check_number
 
 
 @SHARPEN.register("usm")

@@ -18,6 +18,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
+from obscura.core.validate import check_image, check_number
 from obscura.isp import _filters
 from obscura.isp._filters import (
     bin2,
@@ -62,22 +63,10 @@ _GAMMA = 2.2  # perceptual encoding used for fusion weights (as the LDR frames o
 
 
 def _check_image(x: torch.Tensor, name: str = "image") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ShapeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
-        raise ShapeError(f"{name} must be (3, H, W); got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ShapeError(f"{name} must be floating point; got {x.dtype}")
+    check_image(x, name=name)
 
 
-def _num(name: str, v: float, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"{name} must be a number; got {v!r}") from None
-    if not math.isfinite(f) or f < lo or f > hi or (lo_open and f == lo):
-        raise InvalidParameter(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}]; got {v!r}")
-    return f
+_num = check_number
 
 
 def _luma(x: torch.Tensor, w: tuple[float, float, float]) -> torch.Tensor:
