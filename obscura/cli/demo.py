@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     raw = read_raw(src)
     summary: dict = {
         "input": str(src),
-        "camera": f"{raw.meta.make} {raw.meta.model}".strip(),
+        "camera": raw.meta.model
+        if raw.meta.model.startswith(raw.meta.make)
+        else f"{raw.meta.make} {raw.meta.model}".strip(),
         "raw_size": [raw.width, raw.height],
         "cfa": raw.meta.cfa,
         "read_s": round(time.perf_counter() - t0, 3),
