@@ -365,6 +365,7 @@ def _render_rows(
             noise_profile=profile,
             iso=meta.iso,
             gains=g.gains * 2.0**g.ev,  # the noise was amplified by white balance and exposure
+            matrix=g.matrix,  # ... and mixed by the colour matrix
             **r.denoise.kwargs,
         )
     say("tone")
