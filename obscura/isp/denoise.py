@@ -244,10 +244,10 @@ def _noise_model(
     M = np.eye(3) if matrix is None else np.asarray(torch.as_tensor(matrix).detach().cpu(), dtype=np.float64)
     if M.shape != (3, 3) or not np.all(np.isfinite(M)):
         raise InvalidParameter(f"matrix must be a finite (3, 3); got shape {M.shape}")
-    # working-space variance: V_i = Σ_j M_ij² (α_j (M⁻¹x)_j + β_j); opponent: T² of that
-    A_rgb = (M**2) @ np.diag(alpha) @ np.linalg.inv(M)
-    B_rgb = (M**2) @ beta
-    return _Variance(T2 @ A_rgb, T2 @ B_rgb + 1e-12)
+    # camera noise is independent per channel; the matrix correlates it, so the opponent variance is
+    # V_i = Σ_j (T·M)_ij² (α_j (M⁻¹x)_j + β_j), not T² applied to the working-space variances
+    TM2 = (OPPONENT @ M) ** 2
+    return _Variance(TM2 @ np.diag(alpha) @ np.linalg.inv(M), TM2 @ beta + 1e-12)
 
 
 # -------------------------------------------------------------------------------------- building blocks

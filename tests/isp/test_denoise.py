@@ -239,3 +239,24 @@ def test_small_images_without_profile():
 def test_unknown_method_lists_valid():
     with pytest.raises(UnknownMethod, match="bilateral, nlm"):
         dn.denoise(_X, method="nope")
+
+
+def test_noise_model_follows_gains_and_colour_matrix():
+    """The predicted luma/chroma variance matches the measured one after WB gains and a colour matrix."""
+    from obscura.isp.denoise import OPPONENT, _noise_model
+
+    gen = torch.Generator().manual_seed(3)
+    a, b = 4e-3, 1e-4
+    cam = torch.tensor([0.20, 0.35, 0.15])  # a flat patch, normalized raw units
+    n = 400_000
+    raw = cam[:, None] + torch.randn(3, n, generator=gen) * (a * cam[:, None] + b).sqrt()
+    g = torch.tensor([2.0, 1.0, 1.6])
+    M = torch.tensor([[1.7, -0.5, -0.2], [-0.25, 1.45, -0.2], [0.05, -0.45, 1.4]], dtype=torch.float64)
+    work = (M.float() @ (g[:, None] * raw)).reshape(3, 400, 1000)
+    model = _noise_model(work, noise_profile=((a, b),) * 3, sigma=None, iso=None, gains=g, matrix=M)
+    predicted = model.of(work).mean(dim=(1, 2))
+    opp = torch.einsum("ij,jhw->ihw", torch.as_tensor(OPPONENT, dtype=torch.float32), work)
+    measured = torch.stack([opp[0].var(), (opp[1].var() + opp[2].var()) / 2])
+    assert torch.allclose(predicted.float(), measured, rtol=0.03), (predicted, measured)
+    without = _noise_model(work, noise_profile=((a, b),) * 3, sigma=None, iso=None, gains=g, matrix=None)
+    assert not torch.allclose(without.of(work).mean(dim=(1, 2)).float(), measured, rtol=0.03)
