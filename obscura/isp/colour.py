@@ -27,6 +27,7 @@ from obscura.core.colour import (
     SPACES,
     WHITE_D50,
     XYZ_to_xy,
+    apply_matrix,
     bradford_matrix,
     rgb_to_xyz_d50_matrix,
     xy_to_XYZ,
@@ -431,19 +432,4 @@ def camera_to_working(
     if not rgb_wb.is_floating_point():
         raise ShapeError(f"rgb_wb must be a floating-point tensor; got {rgb_wb.dtype}")
     m = camera_to_working_matrix(meta, neutral=neutral, space=space, adaptation=adaptation)
-    return Image(_apply_3x3(rgb_wb, m), space, meta)
-
-
-def _apply_3x3(x: torch.Tensor, m: np.ndarray) -> torch.Tensor:
-    """A 3×3 matrix on a (3, H, W) tensor as matrix products (equal to core.colour.apply_matrix).
-
-    On the CPU it goes in column chunks that stay in cache: about 2× faster than one product or einsum."""
-    mt = torch.as_tensor(m, dtype=x.dtype, device=x.device)
-    flat = x.reshape(3, -1)
-    if x.device.type != "cpu":
-        return (mt @ flat).reshape(x.shape)
-    out = torch.empty_like(flat)
-    step = 1 << 18
-    for i in range(0, flat.shape[1], step):
-        torch.matmul(mt, flat[:, i : i + step], out=out[:, i : i + step])
-    return out.reshape(x.shape)
+    return Image(apply_matrix(rgb_wb, m), space, meta)

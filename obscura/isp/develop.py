@@ -202,25 +202,8 @@ def develop_linear(
     """
     say = progress or (lambda s: None)
     g = _global_pass(raw, recipe, say)
-    meta = g.meta
-    if g.mosaic:
-        x = wb_stage.apply_white_balance_mosaic(g.x, g.gains, cfa=meta.cfa)
-        say("demosaic")
-        rgb = demosaic_stage.demosaic(x, cfa=meta.cfa, method=recipe.demosaic.method, **recipe.demosaic.kwargs)
-        if rgb.shape[-2:] != x.shape[-2:]:  # e.g. Quad Bayer binning halves the size
-            meta = meta.replace(default_crop=None)
-    else:
-        rgb = g.x * g.gains.to(g.x)[:, None, None]
-    if recipe.highlights.enabled:
-        say("highlights")
-        rgb = highlight_stage.reconstruct_highlights(
-            rgb, saturation=g.gains.to(rgb), method=recipe.highlights.method, **recipe.highlights.kwargs
-        )
-    if recipe.lens.enabled and meta.opcode_list3:
-        say("lens corrections")
-        rgb = apply_opcodes(rgb, meta.opcode_list3, cfa="")
-    say("colour")
-    rgb = apply_matrix(rgb, g.matrix * 2.0**g.ev)  # camera → working space, with the exposure gain
+    rgb = _camera_to_working_rows(g, recipe, 0, g.x.shape[-2], say=say)
+    meta = g.meta if rgb.shape[-2:] == g.x.shape[-2:] else g.meta.replace(default_crop=None)  # Quad Bayer bin
     return Image(rgb, recipe.working_space, meta), g.neutral, g.gains, g.ev
 
 
@@ -326,18 +309,8 @@ class _Timer:
             self.say(name)
 
 
-def _render_rows(
-    g: _Global,
-    r: Recipe,
-    lo: int,
-    hi: int,
-    *,
-    size: tuple[int, int],
-    coeffs: torch.Tensor | None,
-    profile: tuple | None,
-    say: Callable[[str], None],
-) -> torch.Tensor:
-    """Rows [lo, hi) of the frame through white balance … sharpen: display-linear (3, ·, W) in the working space."""
+def _camera_to_working_rows(g: _Global, r: Recipe, lo: int, hi: int, *, say: Callable[[str], None]) -> torch.Tensor:
+    """Rows [lo, hi) through white balance, demosaic, highlights, lens opcodes and the colour matrix."""
     meta = g.meta
     if g.mosaic:
         say("demosaic")
@@ -354,7 +327,23 @@ def _render_rows(
         say("lens corrections")
         rgb = apply_opcodes(rgb, meta.opcode_list3, cfa="")  # only ever on the whole frame
     say("colour")
-    x = _apply_matrix(rgb, g.matrix * 2.0**g.ev)  # camera → working space, with the exposure gain
+    return apply_matrix(rgb, g.matrix * 2.0**g.ev)  # camera → working space, with the exposure gain
+
+
+def _render_rows(
+    g: _Global,
+    r: Recipe,
+    lo: int,
+    hi: int,
+    *,
+    size: tuple[int, int],
+    coeffs: torch.Tensor | None,
+    profile: tuple | None,
+    say: Callable[[str], None],
+) -> torch.Tensor:
+    """Rows [lo, hi) of the frame through white balance … sharpen: display-linear (3, ·, W) in the working space."""
+    meta = g.meta
+    x = _camera_to_working_rows(g, r, lo, hi, say=say)
     if r.denoise.enabled:
         from obscura.isp.denoise import denoise
 
@@ -382,12 +371,6 @@ def _render_rows(
         say("sharpen")
         x = sharpen(x, method=r.sharpen.method, **r.sharpen.kwargs)
     return x
-
-
-def _apply_matrix(x: torch.Tensor, m: np.ndarray) -> torch.Tensor:
-    """(3, 3) matrix times a (3, H, W) image as one matrix product (twice as fast as einsum on the CPU)."""
-    mt = torch.as_tensor(np.asarray(m), dtype=x.dtype, device=x.device)
-    return torch.mm(mt, x.reshape(3, -1)).view(x.shape)
 
 
 def _whole_frame_only(g: _Global, r: Recipe) -> bool:
