@@ -139,7 +139,8 @@ def _check_tensor(x: Any, name: str) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RawFrame:
-    """A raw capture: a mosaic (H, W) in sensor units, or a LinearRaw (3, H, W) when ``meta.cfa == ''``."""
+    """A raw capture: a mosaic (H, W) in sensor units, or a LinearRaw (3, H, W) when ``meta.cfa == ''``
+    ((1, H, W) for a monochrome sensor without a CFA)."""
 
     data: torch.Tensor
     meta: RawMeta = field(default_factory=RawMeta)
@@ -148,8 +149,10 @@ class RawFrame:
         x = _check_tensor(self.data, "RawFrame.data")
         cfa = validate_cfa(self.meta.cfa)
         if cfa == "":
-            if x.ndim != 3 or x.shape[0] != 3:
-                raise ShapeError(f"a LinearRaw frame must be (3, H, W); got {tuple(x.shape)}")
+            if x.ndim != 3 or x.shape[0] not in (1, 3):
+                raise ShapeError(
+                    f"a LinearRaw frame must be (3, H, W), or (1, H, W) for a monochrome sensor; got {tuple(x.shape)}"
+                )
         else:
             n = 2 if len(cfa) == 4 else 4
             if x.ndim != 2 or x.shape[0] % n or x.shape[1] % n or x.shape[0] < n or x.shape[1] < n:

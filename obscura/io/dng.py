@@ -132,12 +132,15 @@ def _gps_entries(gps: tuple[float, float, float]) -> list[tuple[int, int, int, b
     ]
 
 
-def _link_sub_ifds(path: Path, subs: dict[int, list[tuple[int, int, int, bytes]]]) -> None:
+def _link_sub_ifds(
+    path: Path, subs: dict[int, list[tuple[int, int, int, bytes]]], *, photometric: int | None = None
+) -> None:
     """Append IFDs (EXIF, GPS) to a little-endian classic TIFF and link them from a rewritten IFD0.
 
     tifffile refuses to write the ExifIFD/GPSInfo pointer tags itself, so IFD0's entries are copied
     (their out-of-line values stay where they are) into a new IFD0 at the end of the file with the
-    pointer entries added in tag order, and the header is pointed at it.
+    pointer entries added in tag order, and the header is pointed at it. ``photometric`` replaces the
+    PhotometricInterpretation value (tifffile refuses one-sample LinearRaw, which DNG allows).
     """
     with open(path, "r+b") as f:
         head = f.read(8)
@@ -149,6 +152,8 @@ def _link_sub_ifds(path: Path, subs: dict[int, list[tuple[int, int, int, bytes]]
         raw_entries = [f.read(12) for _ in range(n)]
         (next_ifd,) = struct.unpack("<I", f.read(4))
         entries = {struct.unpack("<H", e[:2])[0]: e for e in raw_entries}
+        if photometric is not None:
+            entries[262] = struct.pack("<HHIHH", 262, 3, 1, photometric, 0)
         for tag, sub in subs.items():
             f.seek(0, os.SEEK_END)
             start = f.tell()
@@ -201,9 +206,9 @@ def write_dng(frame: RawFrame, path: str | os.PathLike, *, overwrite: bool = Fal
 
     linear = m.cfa == ""
     if linear:
-        arr = np.ascontiguousarray(arr.transpose(1, 2, 0))
+        n_sites = arr.shape[0]  # 3, or 1 for a monochrome sensor (LinearRaw with one sample)
+        arr = np.ascontiguousarray(arr.transpose(1, 2, 0)) if n_sites == 3 else np.ascontiguousarray(arr[0])
         photometric = 34892
-        n_sites = 3
     else:
         photometric = 32803
         n = 2 if len(m.cfa) == 4 else 4
@@ -236,7 +241,7 @@ def write_dng(frame: RawFrame, path: str | os.PathLike, *, overwrite: bool = Fal
     white = float(m.white_level)
     if white != round(white) or not 0 < white <= 65535:
         raise InvalidParameter(f"white_level must be an integer in 1..65535 for a uint16 DNG; got {m.white_level}")
-    add(50717, 4, (int(white),) * (3 if linear else 1))
+    add(50717, 4, (int(white),) * (n_sites if linear else 1))
     if m.default_crop is not None:
         x, y, w, h = (int(v) for v in m.default_crop)
         add(50719, 4, (x, y))
@@ -287,13 +292,13 @@ def write_dng(frame: RawFrame, path: str | os.PathLike, *, overwrite: bool = Fal
             arr,
             bigtiff=False,
             byteorder="<",
-            photometric=photometric,
-            planarconfig="contig" if linear else None,
+            photometric=photometric if not (linear and n_sites == 1) else "minisblack",
+            planarconfig="contig" if linear and n_sites == 3 else None,
             subfiletype=0,
             software=_ascii(m.software) if m.software else None,
             datetime=None,
             metadata=None,
             extratags=extratags,
         )
-        _link_sub_ifds(tmp, subs)
+        _link_sub_ifds(tmp, subs, photometric=photometric if linear and n_sites == 1 else None)
     return Path(path)

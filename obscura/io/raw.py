@@ -574,9 +574,14 @@ def _read_with_rawpy(
         try:
             sizes = raw.sizes
             linear_raw = raw.raw_type == rawpy.RawType.Stack
+            mono = not linear_raw and int(raw.num_colors) == 1  # no CFA (e.g. Leica Monochrom)
             meta: dict[str, Any] = {"source_format": "dng" if is_dng else ext}
             top, left = int(sizes.top_margin), int(sizes.left_margin)
-            if linear_raw:
+            if mono:
+                vis = raw.raw_image_visible
+                h, w = vis.shape[:2]
+                cfa, sites, period = "", np.array([0]), 1
+            elif linear_raw:
                 vis = raw.raw_image_visible
                 if vis.ndim != 3 or vis.shape[2] < 3:
                     raise UnsupportedFormat(f"{p}: raw of shape {vis.shape} is neither a CFA mosaic nor RGB")
@@ -615,7 +620,7 @@ def _read_with_rawpy(
                 n_planes = 3 if linear_raw else 1
                 dng = _dng_meta(_DngTags(raw_ifd, tf.pages[0]), period=max(period, 1), n_planes=n_planes)
                 stored = None
-                if linear_raw or "linearization_table" in dng:
+                if (linear_raw or mono) or "linearization_table" in dng:
                     stored = _decode_dng_ifd(p, raw_ifd, top, left, h, w)
                     if stored is not None and stored.shape[:2] != (h, w):
                         stored = None
@@ -626,14 +631,16 @@ def _read_with_rawpy(
                     if linear_raw:
                         dng.pop("black_level", None)
                         dng.pop("white_level", None)
+                elif mono:
+                    data = stored[None] if stored.ndim == 2 else stored[..., :1].transpose(2, 0, 1)
                 else:
                     data = stored[..., :3].transpose(2, 0, 1) if linear_raw else stored
                 meta.update(dng)
                 if "as_shot_white_xy" in dng and "as_shot_neutral" not in dng:
                     meta.pop("as_shot_neutral", None)  # keep the file's own white, not LibRaw's derivation
             if data is None:
-                data = vis[..., :3].transpose(2, 0, 1) if linear_raw else vis[:h, :w]
-            if linear_raw:
+                data = vis[None, :h, :w] if mono else vis[..., :3].transpose(2, 0, 1) if linear_raw else vis[:h, :w]
+            if linear_raw or mono:
                 data = data[:, :h, :w]
             _check_not_empty(p, data)
             if "default_crop" in meta:

@@ -26,6 +26,7 @@ __all__ = [
     "EXIF_LIGHT_SOURCE",
     "COLORCHECKER_NAMES",
     "resample",
+    "band_average",
     "cmfs",
     "xyz_from_spectra",
     "luminance_factor",
@@ -145,12 +146,33 @@ def luminance_factor(spectra: np.ndarray) -> np.ndarray:
     return xyz_from_spectra(spectra)[..., 1]
 
 
+def band_average(wavelengths: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values (L_in,) averaged over each 10 nm band of :data:`WAVELENGTHS` (L,).
+
+    Spiky spectra (fluorescent lamps, some LEDs) must be integrated over the band, not point-sampled:
+    the spectrum is interpolated to 1 nm (colour-science) and averaged with a triangular window of
+    ±10 nm, the weighting that linear interpolation between our samples implies.
+    """
+    import colour
+
+    sd = colour.SpectralDistribution(dict(zip(np.asarray(wavelengths, float), np.asarray(values, float))))
+    fine = sd.copy().align(colour.SpectralShape(WAVELENGTHS[0] - STEP_NM, WAVELENGTHS[-1] + STEP_NM, 1.0))
+    v = fine.values
+    tri = 1.0 - np.abs(np.arange(-STEP_NM + 1, STEP_NM)) / STEP_NM  # 19 taps
+    tri /= tri.sum()
+    smooth = np.convolve(v, tri, mode="same")
+    idx = (WAVELENGTHS - fine.wavelengths[0]).astype(int)
+    return smooth[idx]
+
+
 @functools.cache
 def _illuminant(key: str) -> np.ndarray:
     import colour
 
     sd = colour.SDS_ILLUMINANTS[key]
-    v = resample(sd.wavelengths, sd.values)
+    spiky = key.startswith(("FL", "HP"))  # line spectra: integrate over the band; smooth ones: sample
+    v = band_average(sd.wavelengths, sd.values) if spiky else resample(sd.wavelengths, sd.values)
+    v = np.clip(v, 0.0, None)  # some LED tables dip below 0 by 1e-18
     return v / luminance_factor(v)
 
 
