@@ -17,6 +17,8 @@ _EXPORTS = {
     "write": "obscura.io.write",
     "write_dng": "obscura.io.dng",
     "develop": "obscura.isp.develop",
+    "apply_look": "obscura.looks.look",
+    "capture": "obscura.sim.camera",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

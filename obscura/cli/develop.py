@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="raw files (DNG or any format LibRaw reads)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (one input) or folder")
     p.add_argument("--recipe", default="default", help="built-in recipe (default, fast, reference) or a .toml file")
+    p.add_argument("--look", default=None, help="a look after the tone curve: a built-in look name or a .toml file")
     p.add_argument("--format", choices=sorted(FORMATS), default=None, help="output format (default: OUT's, else jpg)")
     p.add_argument("--space", choices=sorted(SPACES), default="srgb", help="output colour space")
     p.add_argument("--quality", type=int, default=92, help="JPEG/HEIF/AVIF quality 1-100")
@@ -70,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameter(f"--quality must be in 1..100; got {args.quality}")
     recipe = get_recipe(args.recipe)
     recipe = recipe.replace(output_space=SPACES[args.space])
+    if args.look is not None:
+        from obscura.looks.look import load_look
+
+        load_look(args.look)  # an unknown look fails before any raw is read
+        recipe = recipe.replace(look=args.look)
     layout = parse_layout(args.layout)
     outs = output_paths(args.files, args.output, args.format)
     if len(outs) > 1 or not outs[0].suffix:

@@ -337,7 +337,7 @@ def read_image(path: str | os.PathLike) -> Image:
         raise UnsupportedFormat(f"{p}: not a PNG, JPEG, TIFF, HEIF or AVIF file")
     try:
         arr, icc, depth = _read_pixels(p, kind)
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, RuntimeError) as e:  # imagecodecs raises RuntimeError subclasses
         raise CorruptFile(f"{p}: cannot decode the {kind.upper()} data: {e}") from None
     if arr.ndim == 2:
         arr = arr[..., None]

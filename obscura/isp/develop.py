@@ -4,7 +4,7 @@ The stages run in the order of the DNG specification and of a camera ISP::
 
     OpcodeList1 → linearize → OpcodeList2 (gain maps) → bad pixels → white balance → demosaic
     → highlights → OpcodeList3 (lens) → colour and exposure (camera → working space, one matrix)
-    → denoise → local tone → tone curve → sharpen → crop/orient → encode
+    → denoise → local tone → tone curve → look → sharpen → crop/orient → encode
 
 Each stage is a registry of pure functions in its own module; the recipe names the method and the
 options of each.
@@ -139,8 +139,39 @@ class _Global:
         return self.meta.cfa != ""
 
 
+def monochrome_as_rgb(raw: RawFrame) -> RawFrame:
+    """A monochrome (1, H, W) LinearRaw frame as three equal planes whose colour model is neutral.
+
+    The camera space is declared linear sRGB under D65 with a (1, 1, 1) neutral, so that the DNG colour
+    pipeline maps every value to a grey of the same luminance.
+    """
+    from obscura.core.colour import SPACES, normalised_primary_matrix
+
+    m = raw.meta
+    srgb = SPACES["linear_srgb"]
+    xyz_to_cam = np.linalg.inv(normalised_primary_matrix(srgb.primaries, srgb.white))
+    bl = m.black_level if len(m.black_level) == 1 else (float(np.mean(m.black_level)),)
+    meta = m.replace(
+        black_level=bl * 3,
+        color_matrix1=tuple(float(v) for v in xyz_to_cam.ravel()),
+        color_matrix2=None,
+        forward_matrix1=None,
+        forward_matrix2=None,
+        camera_calibration1=None,
+        camera_calibration2=None,
+        calibration_illuminant1=21,
+        calibration_illuminant2=None,
+        as_shot_neutral=(1.0, 1.0, 1.0),
+        as_shot_white_xy=None,
+        noise_profile=tuple(m.noise_profile[:1]) * 3 if m.noise_profile else None,
+    )
+    return RawFrame(raw.data.expand(3, -1, -1), meta)
+
+
 def _global_pass(raw: RawFrame, recipe: Recipe, say: Callable[[str], None]) -> _Global:
     """OpcodeList1, linearize, OpcodeList2, bad pixels on the whole frame; WB and exposure from the preview."""
+    if raw.meta.cfa == "" and raw.data.shape[0] == 1:
+        raw = monochrome_as_rgb(raw)
     meta = raw.meta
     x = raw.data.to(torch.float32)
     if meta.opcode_list1:
@@ -365,6 +396,11 @@ def _render_rows(
         )
     else:
         x = tone.tone_curve(x, method=r.tone_curve.method, **r.tone_curve.kwargs)
+    if r.look != "none":
+        from obscura.looks.look import apply_look
+
+        say("look")  # display-linear, in the working space; vignetting and grain in full-frame coordinates
+        x = apply_look(x, look=r.look, space=r.working_space, top=lo, size=(size[0], x.shape[-1]))
     if r.sharpen.enabled:
         from obscura.isp.sharpen import sharpen
 
@@ -401,6 +437,10 @@ def develop(
     if tile_rows is not None and (isinstance(tile_rows, bool) or not isinstance(tile_rows, int) or tile_rows < 8):
         raise InvalidParameter(f"tile_rows must be an int ≥ 8 or None; got {tile_rows!r}")
     r = get_recipe(recipe)
+    if r.look != "none":
+        from obscura.looks.look import load_look
+
+        load_look(r.look)  # an unknown look or a bad look file fails before any work
     dev = resolve_device(device, like=raw.data)
     raw = raw.to(dev) if raw.data.device != dev else raw
     say = _Timer(progress or (lambda s: None))

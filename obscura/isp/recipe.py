@@ -14,6 +14,7 @@ TOML layout::
     name = "my look"
     base = "default"            # optional: start from a built-in recipe
     working_space = "linear_prophoto"
+    look = "authentic"          # optional: a look (obscura.looks) after the tone curve; default "none"
 
     [demosaic]
     method = "rcd"
@@ -117,6 +118,7 @@ class Recipe:
     output_space: str = "srgb"
     crop: bool = True  # apply the DNG DefaultCrop
     orient: bool = True  # rotate/flip upright from the Orientation tag
+    look: str = "none"  # a look (obscura.looks: built-in name or .toml path) after the tone curve; "none" skips
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
@@ -154,6 +156,8 @@ def recipe_from_dict(d: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
     for key in ("working_space", "output_space"):
         if getattr(recipe, key) not in SPACES:
             raise InvalidParameter(f"{source}: unknown {key} {getattr(recipe, key)!r}; valid: {', '.join(SPACES)}")
+    if not isinstance(recipe.look, str) or not recipe.look:
+        raise InvalidParameter(f"{source}: look must be a look name or a .toml path; got {recipe.look!r}")
     if recipe.output_space not in ("srgb", "display_p3"):
         raise InvalidParameter(f"{source}: output_space must be 'srgb' or 'display_p3'; got {recipe.output_space!r}")
     return recipe
