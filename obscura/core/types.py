@@ -183,7 +183,11 @@ class RawFrame:
 
 @dataclass(frozen=True)
 class Burst:
-    """Frames of one scene: a stacked tensor (N, H, W) and one RawMeta per frame (brackets allowed)."""
+    """Frames of one scene: a stacked tensor (N, H, W) and one RawMeta per frame (brackets allowed).
+
+    With ``cfa == ""`` the frames are monochrome (no CFA): ``data[i]`` is frame i's single plane and
+    ``burst[i]`` is a (1, H, W) LinearRaw frame.
+    """
 
     data: torch.Tensor
     metas: tuple[RawMeta, ...]
@@ -205,13 +209,17 @@ class Burst:
         shapes = {tuple(f.data.shape) for f in frames}
         if len(shapes) != 1:
             raise ShapeError(f"all frames of a burst must have one shape; got {sorted(shapes)}")
-        return cls(torch.stack([f.data for f in frames]), tuple(f.meta for f in frames))
+        shape = next(iter(shapes))
+        if len(shape) == 3 and shape[0] != 1:
+            raise ShapeError(f"a burst holds mosaics or monochrome frames; got LinearRaw frames of shape {shape}")
+        return cls(torch.stack([f.data.reshape(shape[-2:]) for f in frames]), tuple(f.meta for f in frames))
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def __getitem__(self, i: int) -> RawFrame:
-        return RawFrame(self.data[i], self.metas[i])
+        m = self.metas[i]
+        return RawFrame(self.data[i][None] if m.cfa == "" else self.data[i], m)
 
     def frames(self) -> list[RawFrame]:
         return [self[i] for i in range(len(self))]

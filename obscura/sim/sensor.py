@@ -127,16 +127,17 @@ class Sensor:
                 f"sensor size must be positive multiples of {n} for CFA {cfa!r}; got {self.width}×{self.height}"
             )
         check_number("bits", self.bits, 8, 16)
-        check_number("pixel_pitch_um", self.pixel_pitch_um, 0.0, 100.0, lo_open=True)
+        # renders far below the native resolution have big pixels
+        check_number("pixel_pitch_um", self.pixel_pitch_um, 0.0, 1000.0, lo_open=True)
         check_number("quantum_efficiency", self.quantum_efficiency, 0.0, 1.0, lo_open=True)
-        check_number("full_well_e", self.full_well_e, 0.0, 1e8, lo_open=True)
+        check_number("full_well_e", self.full_well_e, 0.0, 1e12, lo_open=True)
         check_number("base_iso", self.base_iso, 0.0, 1e7, lo_open=True)
         white = 2**self.bits - 1
         check_number("black_level_dn", self.black_level_dn, 0.0, white - 1)
         for f in ("read_noise_e", "row_noise_e", "column_noise_e", "dsnu_e"):
             check_number(f, getattr(self, f), 0.0, 1e5)
         check_number("adc_noise_dn", self.adc_noise_dn, 0.0, white)
-        check_number("dark_current_e_s", self.dark_current_e_s, 0.0, 1e8)
+        check_number("dark_current_e_s", self.dark_current_e_s, 0.0, 1e12)
         check_number("hot_pixel_rate_e_s", self.hot_pixel_rate_e_s, 0.0, 1e9)
         check_number("prnu", self.prnu, 0.0, 0.5)
         check_number("hot_pixel_fraction", self.hot_pixel_fraction, 0.0, 1.0)
