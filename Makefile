@@ -8,6 +8,9 @@ TORCH_VERSION ?= 2.13.0
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install -q -e ".[test]"
+	@# ColorChecker detection: its metadata pulls opencv-python (GUI) and openimageio, which it does not
+	@# need; the headless OpenCV comes with the test extra, the package itself without its dependencies.
+	@$(PYTHON) -c "import colour_checker_detection" 2>/dev/null || $(PIP) install -q --no-deps "colour-checker-detection==0.2.3"
 
 demo: install
 	$(PYTHON) -m obscura.cli demo -o demo_out --overwrite

@@ -604,6 +604,10 @@ def capture_burst(
         hs = None
     say = progress or (lambda _s: None)
     lens = _lens_for_pitch(_lens_at(cam.lens, f_no), sen.pixel_pitch_um, scene.depth)
+    # The scene reaches the optics as pixel-area averages at the frame's resolution (charts integrate
+    # each pixel's footprint, images are resampled with an area filter), so the pixel aperture is already
+    # in the data: the PSF is sampled at pixel centres, or the aperture would blur twice.
+    lens = dataclasses.replace(lens, fill_factor=0.0)
     curves = sensor_mod.sensitivities(sen)
     curves_t = torch.as_tensor(curves, dtype=torch.float32, device=dev)
 
