@@ -19,6 +19,7 @@ _EXPORTS = {
     "develop": "obscura.isp.develop",
     "apply_look": "obscura.looks.look",
     "capture": "obscura.sim.camera",
+    "merge_burst": "obscura.burst.merge",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

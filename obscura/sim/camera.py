@@ -369,38 +369,116 @@ def handshake_trajectory(
 def _warp_grid(
     size: tuple[int, int], src_size: tuple[int, int], motion: tuple[float, float, float], *, device, dtype
 ) -> torch.Tensor:
-    """grid_sample grid (1, H, W, 2) taking output pixel centres to scene coordinates."""
+    """grid_sample grid (1, H, W, 2) taking output pixel centres to scene coordinates.
+
+    The map is affine, so it is built from 1-D row and column terms by broadcasting (float32 keeps
+    coordinates of a 10k-pixel frame to ~1e-3 px).
+    """
     h, w = size
     hs, ws = src_size
     dx, dy, ang = motion
-    ys = torch.arange(h, device=device, dtype=torch.float64)
-    xs = torch.arange(w, device=device, dtype=torch.float64)
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     cx, cy = (w - 1) / 2, (h - 1) / 2
     a = math.radians(ang)
-    u, v = xx - cx - dx, yy - cy - dy
-    # inverse rotation of the displaced coordinates
-    su = math.cos(a) * u + math.sin(a) * v + cx
-    sv = -math.sin(a) * u + math.cos(a) * v + cy
-    # output pixel units → scene pixel units → normalized [-1, 1] (align_corners=False)
-    gx = (2 * ((su + 0.5) * (ws / w)) / ws) - 1
-    gy = (2 * ((sv + 0.5) * (hs / h)) / hs) - 1
+    c, s = math.cos(a), math.sin(a)
+    u = torch.arange(w, device=device, dtype=torch.float32) - (cx + dx)  # (W,)
+    v = torch.arange(h, device=device, dtype=torch.float32) - (cy + dy)  # (H,)
+    # source pixel (output units): su = c·u + s·v + cx, sv = −s·u + c·v + cy; then to [-1, 1] (align_corners=False)
+    kx, ky = 2.0 / w, 2.0 / h
+    gx = (c * kx) * u[None, :] + (s * kx) * v[:, None] + ((cx + 0.5) * kx - 1.0)
+    gy = (-s * ky) * u[None, :] + (c * ky) * v[:, None] + ((cy + 0.5) * ky - 1.0)
+    del hs, ws  # normalized coordinates do not depend on the source size
     return torch.stack([gx, gy], dim=-1).to(dtype)[None]
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int], motion: tuple[float, float, float]) -> torch.Tensor:
     """The scene image ``x`` (C, Hs, Ws) seen by a frame of ``size`` displaced by ``motion``."""
     hs, ws = x.shape[-2:]
-    if (hs, ws) == tuple(size) and motion == (0.0, 0.0, 0.0):
+    still = motion == (0.0, 0.0, 0.0)
+    if (hs, ws) == tuple(size) and still:
         return x
     src = x
     if hs > 1.5 * size[0] or ws > 1.5 * size[1]:  # area-filter first so the warp does not alias
         src = F.interpolate(x[None], size=tuple(size), mode="area")[0]
-        hs, ws = size
-    grid = _warp_grid(tuple(size), (hs, ws), motion, device=x.device, dtype=x.dtype)
+        if still:
+            return src
+    if still:  # a pure rescale: the same mapping as the grid below, without building it
+        y = F.interpolate(src[None], size=tuple(size), mode="bicubic", align_corners=False)[0]
+        return y.clamp_min(0)
+    grid = _warp_grid(tuple(size), tuple(src.shape[-2:]), motion, device=x.device, dtype=x.dtype)
     # bicubic keeps sub-pixel shifts sharp; it can undershoot at hard edges: clamp to ≥ 0 (light)
     y = F.grid_sample(src[None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)[0]
     return y.clamp_min(0)
+
+
+@functools.lru_cache(maxsize=8)
+def _coarse_distortion(
+    size: tuple[int, int], model: str, params: tuple[float, ...], mags: tuple[float, ...], device: str
+) -> tuple[torch.Tensor, int, int]:
+    """Source coordinates (C, 2, ny, nx) (continuous px) of the lens geometry, solved exactly every
+    ``_FIELD_STEP`` pixels (the field is smooth; see :func:`optics._geometry`), one plane per magnification."""
+    h, w = size
+    step = optics._FIELD_STEP
+    ny, nx = max(2, -(-(h - 1) // step) + 1), max(2, -(-(w - 1) // step) + 1)
+    at = (
+        torch.linspace(0.0, h - 1.0, ny, dtype=torch.float64, device=device),
+        torch.linspace(0.0, w - 1.0, nx, dtype=torch.float64, device=device),
+    )
+    f = torch.stack(
+        [
+            optics.distortion_field(size, model, params, magnification=m, dtype=torch.float64, device=device, _at=at)
+            for m in mags
+        ]
+    )
+    return f, ny, nx
+
+
+def _frame_grid(
+    size: tuple[int, int], lens: Lens, motion: tuple[float, float, float], *, planes: int, device, dtype
+) -> torch.Tensor | None:
+    """One grid_sample grid (C, H, W, 2) for the lens geometry (distortion, lateral CA) composed with the
+    frame's motion, so the scene is resampled once; None when there is nothing to do."""
+    mags = (lens.tca[0], 1.0, lens.tca[1]) if planes == 3 else (1.0,)
+    geometric = lens.distortion != "none" or any(m != 1.0 for m in mags)
+    if not geometric:
+        return None
+    h, w = size
+    f, _, _ = _coarse_distortion(
+        (h, w), lens.distortion, tuple(float(v) for v in lens.distortion_params), mags, str(device)
+    )
+    px, py = f[:, 0] - 0.5, f[:, 1] - 0.5  # continuous → index coordinates (pixel centre at i)
+    dx, dy, ang = motion
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    a = math.radians(ang)
+    u, v = px - cx - dx, py - cy - dy
+    sx = math.cos(a) * u + math.sin(a) * v + cx
+    sy = -math.sin(a) * u + math.cos(a) * v + cy
+    coarse = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=1).to(dtype)  # (C, 2, ny, nx)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+
+
+def _render_frame_rate(
+    rate: torch.Tensor, size: tuple[int, int], lens: Lens, positions: list[tuple[float, float, float]]
+) -> tuple[torch.Tensor, bool]:
+    """The scene's electron rate seen through the lens geometry at each position (averaged: motion blur).
+
+    Returns the rate (C, H, W) and whether the lens geometry was applied here (one resampling of the
+    scene instead of two)."""
+    hs, ws = rate.shape[-2:]
+    src = rate
+    if hs > 1.5 * size[0] or ws > 1.5 * size[1]:
+        src = F.interpolate(rate[None], size=tuple(size), mode="area")[0]
+    acc = None
+    done = True
+    for p in positions:
+        grid = _frame_grid(size, lens, p, planes=rate.shape[0], device=rate.device, dtype=rate.dtype)
+        if grid is None:
+            y = _resample(src, size, p)
+            done = False
+        else:
+            y = F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+            y = y[:, 0].clamp_min(0)
+        acc = y if acc is None else acc + y
+    return acc / len(positions), done
 
 
 def _object_coverage(obj: MovingObject, size: tuple[int, int], frame: int, *, device, dtype) -> torch.Tensor:
@@ -646,7 +724,7 @@ def capture_burst(
     for i, (t, ev) in enumerate(zip(times, evs)):
         say(f"frame {i + 1}/{len(evs)}")
         positions = traj[i]
-        rate = sum(_resample(rate_scene, frame_size, p) for p in positions) / len(positions)
+        rate, geometry_done = _render_frame_rate(rate_scene, frame_size, lens, positions)
         mask_i = None
         if moving:
             mask_i = torch.zeros(frame_size, device=dev, dtype=rate.dtype)
@@ -658,7 +736,7 @@ def capture_burst(
             masks.append(mask_i)
         rate = optics.apply_lens(
             rate,
-            lens=lens,
+            lens=lens.replace(distortion="none", distortion_params=(), tca=(1.0, 1.0)) if geometry_done else lens,
             pixel_pitch_um=sen.pixel_pitch_um,
             channel_spectra=curves_t,
             depth=depth,

@@ -1,0 +1,186 @@
+"""Coarse-to-fine tile alignment against known sub-pixel shifts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from obscura.burst.align import (
+    Alignment,
+    align_burst,
+    flow_to_pixels,
+    gather_tiles,
+    gaussian_pyramid,
+    sample_bicubic,
+    subpixel_quadratic,
+    tile_distances_l1,
+    tile_distances_l2,
+    upsample_flow_candidates,
+)
+from obscura.core.errors import InvalidParameter, ShapeError
+from obscura.core.types import BAYER_PATTERNS, QUAD_BAYER_PATTERNS
+from tests.burst.synth import make_burst
+
+
+def _textured_interior(clean: torch.Tensor, al: Alignment, q: float = 0.5) -> torch.Tensor:
+    """Tiles away from the border, textured in every direction: smallest eigenvalue of the clean
+    structure tensor in the upper ``q`` quantile (straight edges and flat tiles have an aperture problem)."""
+    ts, st = al.tile_size, al.tile_stride
+    gy = F.pad(clean[1:] - clean[:-1], (0, 0, 0, 1))
+    gx = F.pad(clean[:, 1:] - clean[:, :-1], (0, 1))
+    s = [F.avg_pool2d(v[None, None], ts, stride=st)[0, 0] for v in (gy * gy, gx * gx, gx * gy)]
+    tr, det = s[0] + s[1], s[0] * s[1] - s[2] ** 2
+    e = tr / 2 - ((tr / 2) ** 2 - det).clamp_min(0).sqrt()
+    e = e[: al.flow.shape[-2], : al.flow.shape[-1]]
+    inner = torch.zeros_like(e, dtype=torch.bool)
+    inner[1:-1, 1:-1] = True
+    return inner & (e >= e[inner].quantile(q))
+
+
+def _tile_errors(s, al):
+    m = _textured_interior(s.clean[s.reference], al)
+    err = (al.flow.cpu() - s.shifts[:, :, None, None])[1:]
+    return err.permute(0, 2, 3, 1)[:, m]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_alignment_accuracy_high_iso(data_dir, seed):
+    """Handheld shifts up to ±3 px, high-ISO noise (variance 8e-3·x + 2e-4), a sharp lens (σ 0.7 px):
+    ≤ 0.1 px RMS on textured tiles (measured on kodim05: 0.082 px RMS, 0.05 px median, both seeds)."""
+    s = make_burst(6, (256, 256), psf_sigma=0.7, image="kodim05", data_dir=data_dir, seed=seed)
+    al = align_burst(s.burst, reference=0)
+    assert al.flow.shape == (6, 2, 15, 15) and al.tile_size == 32 and al.tile_stride == 16
+    assert torch.all(al.flow[0] == 0)
+    e = _tile_errors(s, al)
+    assert float(e.square().mean().sqrt()) < 0.1
+    assert float(e.abs().median()) < 0.06
+    # without the sub-pixel stage the error is that of the integer (grey-pixel = 2 raw px) search
+    e0 = _tile_errors(s, align_burst(s.burst, reference=0, lk_iterations=0))
+    assert float(e0.square().mean().sqrt()) > 0.4
+
+
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS + QUAD_BAYER_PATTERNS[:1])
+def test_alignment_every_pattern(cfa):
+    s = make_burst(
+        3, (192, 192), cfa=cfa, psf_sigma=0.7, a=2e-3, b=5e-5, image=None, seed=4, max_shift=2.5, reference=1
+    )
+    al = align_burst(s.burst, reference=1)
+    assert al.reference == 1 and torch.all(al.flow[1] == 0)
+    m = _textured_interior(s.clean[1], al)
+    err = (al.flow - s.shifts[:, :, None, None])[[0, 2]].permute(0, 2, 3, 1)[:, m]
+    assert float(err.abs().median()) < 0.15
+    assert float(err.square().mean().sqrt()) < 0.4
+
+
+def test_alignment_finds_large_motion_through_pyramid():
+    """A 21 px shift is beyond the finest search radius: only the coarse levels can find it."""
+    shifts = torch.tensor([[0.0, 0.0], [21.3, -14.6]])
+    s = make_burst(2, (512, 512), shifts=shifts, psf_sigma=0.7, a=1e-3, b=1e-5, image=None, seed=5, max_shift=22)
+    al = align_burst(s.burst, reference=0)
+    m = _textured_interior(s.clean[0], al)
+    err = (al.flow[1] - shifts[1][:, None, None]).permute(1, 2, 0)[m]
+    assert float(err.abs().median()) < 0.1
+    one = align_burst(s.burst, reference=0, levels=1)
+    assert float((one.flow[1] - shifts[1][:, None, None]).abs().median()) > 5  # the test can fail
+
+
+def test_sample_bicubic_matches_fourier_shift(device):
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    X = torch.fft.fft2(torch.randn(1, n, n, generator=g, dtype=torch.float64))
+    ky = torch.fft.fftfreq(n, dtype=torch.float64)[:, None]
+    kx = torch.fft.fftfreq(n, dtype=torch.float64)[None]
+    X = X * torch.exp(-(ky**2 + kx**2) * 2 * math.pi**2 * 2.0**2)  # band-limited (σ = 2 px)
+    img = torch.fft.ifft2(X).real
+    dy, dx = 0.3, -0.45
+    truth = torch.fft.ifft2(X * torch.exp(2j * math.pi * (ky * dy + kx * dx))).real  # img(y + dy, x + dx)
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij")
+    out = sample_bicubic(img.float().to(device), (yy + dy).float().to(device), (xx + dx).float().to(device))
+    err = (out.cpu().double() - truth)[:, 8:-8, 8:-8].abs().mean() / img.std()
+    assert out.device.type == device
+    assert float(err) < 0.006
+    # torch's bicubic (a = −0.75) is markedly worse: the reason sample_bicubic exists
+    grid = torch.stack([2 * (xx + dx) / (n - 1) - 1, 2 * (yy + dy) / (n - 1) - 1], -1)[None]
+    gs = F.grid_sample(img[None], grid, mode="bicubic", align_corners=True)[0]
+    assert float((gs - truth)[:, 8:-8, 8:-8].abs().mean() / img.std()) > 2 * float(err)
+
+
+def test_subpixel_quadratic_exact_on_a_bowl():
+    u, v = torch.meshgrid(torch.arange(-1.0, 2.0), torch.arange(-1.0, 2.0), indexing="ij")
+    d = (u - 0.3) ** 2 + 2 * (v + 0.2) ** 2 + 0.5 * (u - 0.3) * (v + 0.2) + 7
+    flat = torch.zeros(3, 3)
+    out = subpixel_quadratic(torch.stack([d, flat]))
+    torch.testing.assert_close(out[0], torch.tensor([0.3, -0.2]), atol=1e-5, rtol=0)
+    assert torch.all(out[1] == 0)  # not a bowl: no sub-pixel offset
+
+
+def test_tile_distances_match_brute_force():
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(40, 40, generator=g)
+    alt = torch.rand(40, 40, generator=g)
+    y0, x0, ts, r = torch.tensor([4, 20]), torch.tensor([8, 16]), 8, 2
+    ref = gather_tiles(img, y0, x0, ts)
+    patches = gather_tiles(alt, y0 - r, x0 - r, ts + 2 * r)
+    d1, d2 = tile_distances_l1(ref, patches, r), tile_distances_l2(ref, patches, r)
+    for t in range(2):
+        for a in range(2 * r + 1):
+            for b in range(2 * r + 1):
+                y, x = int(y0[t]) + a - r, int(x0[t]) + b - r
+                diff = alt[y : y + ts, x : x + ts] - img[int(y0[t]) : int(y0[t]) + ts, int(x0[t]) : int(x0[t]) + ts]
+                assert math.isclose(float(d1[t, a, b]), float(diff.abs().sum()), rel_tol=1e-5)
+                assert math.isclose(float(d2[t, a, b]), float(diff.square().sum()), rel_tol=1e-5)
+
+
+def test_pyramid_and_candidates():
+    pyr = gaussian_pyramid(torch.rand(2, 128, 96), (1, 2, 4, 4))
+    assert [tuple(p.shape) for p in pyr] == [(2, 128, 96), (2, 64, 48), (2, 16, 12), (2, 4, 3)]
+    coarse = torch.zeros(2, 3, 4)
+    coarse[0], coarse[1] = 1.5, -2.0
+    coarse[0, 2, 3] = 9.0  # one odd tile
+    c = upsample_flow_candidates(coarse, 8, 4, 4, (6, 8), 16, 8)
+    assert c.shape == (3, 48, 2)
+    assert torch.all(c[0, :, 0][c[0, :, 0] != 36.0] == 6.0) and torch.all(c[:, :, 1] == -8.0)
+    # the last fine tile's nearest coarse tile is the odd one; its neighbours offer the common motion
+    assert float(c[0, -1, 0]) == 36.0 and float(c[1, -1, 0]) == 6.0 and float(c[2, -1, 0]) == 6.0
+
+
+def test_flow_to_pixels_interpolates_between_tile_centres():
+    flow = torch.zeros(1, 2, 2, 3)
+    flow[0, 1] = torch.tensor([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]])
+    al = Alignment(flow=flow, tile_size=8, tile_stride=4, reference=0, size=(16, 16))
+    px = flow_to_pixels(al)
+    assert px.shape == (1, 2, 16, 16)
+    # tile centres at x = 3.5, 7.5, 11.5: flow 0, 1, 2 there and linear between, constant beyond
+    torch.testing.assert_close(px[0, 1, 5, [0, 3, 5, 9, 11, 15]], torch.tensor([0.0, 0.0, 0.375, 1.375, 1.875, 2.0]))
+    assert torch.all(px[0, 0] == 0)
+    half = flow_to_pixels(al, scale=2)
+    assert half.shape == (1, 2, 8, 8)
+    torch.testing.assert_close(half[0, 1, 0, 4], torch.tensor((1.0 + 0.25 * 1.0) / 2))
+
+
+def test_align_burst_on_device(device):
+    s = make_burst(3, (128, 128), psf_sigma=0.7, a=1e-3, b=1e-5, image=None, seed=6, max_shift=2.0)
+    al = align_burst(s.burst, reference=0, device=device)
+    assert al.flow.device.type == device
+    m = _textured_interior(s.clean[0], al)
+    err = (al.flow.cpu() - s.shifts[:, :, None, None])[1:].permute(0, 2, 3, 1)[:, m]
+    assert float(err.abs().median()) < 0.1
+
+
+def test_align_bad_inputs():
+    s = make_burst(2, (64, 64), image=None, seed=1)
+    with pytest.raises(InvalidParameter, match="levels"):
+        align_burst(s.burst, levels=0)
+    with pytest.raises(InvalidParameter, match="tile_sizes"):
+        align_burst(s.burst, tile_sizes=(16, 16))
+    with pytest.raises(InvalidParameter, match="factors"):
+        align_burst(s.burst, factors=(2, 2, 4, 4))
+    with pytest.raises(InvalidParameter, match="reference index"):
+        align_burst(s.burst, reference=5)
+    with pytest.raises(ShapeError, match="too small"):
+        align_burst(make_burst(2, (16, 16), image=None).burst)
+    with pytest.raises(InvalidParameter, match="device"):
+        align_burst(s.burst, device="tpu")
