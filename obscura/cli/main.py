@@ -28,10 +28,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose values may start with "-" (EV offsets such as "-2,0,2"): argparse would take them for flags.
+_SIGNED_VALUE_OPTIONS = ("--brackets", "--exposure", "--ev")
+
+
+def _join_signed_values(argv: Sequence[str]) -> list[str]:
+    """``--brackets -2,0,2`` → ``--brackets=-2,0,2`` so that argparse reads the value, not a flag."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a in _SIGNED_VALUE_OPTIONS:
+            nxt = next(it, None)
+            if nxt is not None and nxt.startswith("-") and nxt[1:2] not in ("-", ""):
+                out.append(f"{a}={nxt}")
+                continue
+            out.append(a)
+            if nxt is not None:
+                out.append(nxt)
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input or failed job, 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_signed_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.run(args) or 0)
     except ObscuraError as e:
