@@ -606,6 +606,20 @@ def _meta(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _psf_grid(lens: Lens, size: tuple[int, int], pitch: float, curves: bytes, w020: float, device: str) -> torch.Tensor:
+    """The lens's PSF grid for a frame (cached: a burst, a lab protocol and repeated captures reuse it)."""
+    spectra = torch.frombuffer(bytearray(curves), dtype=torch.float64).reshape(-1, spectral.WAVELENGTHS.size)
+    return optics.field_psf_grid(
+        lens,
+        size=size,
+        pixel_pitch_um=pitch,
+        channel_spectra=spectra.to(torch.float32),
+        defocus_waves=w020,
+        device=device,
+    )
+
+
 def _lens_at(lens: Lens, f_number: float) -> Lens:
     return lens if f_number == lens.f_number else dataclasses.replace(lens, f_number=float(f_number))
 
@@ -709,14 +723,7 @@ def capture_burst(
         w020 = optics.defocus_waves(
             float(depth), focus_m=lens.focus_distance_m, focal_length_mm=lens.focal_length_mm, f_number=lens.f_number
         )
-        psf_grid = optics.field_psf_grid(
-            lens,
-            size=frame_size,
-            pixel_pitch_um=sen.pixel_pitch_um,
-            channel_spectra=curves_t,
-            defocus_waves=float(w020),
-            device=dev,
-        )
+        psf_grid = _psf_grid(lens, frame_size, float(sen.pixel_pitch_um), curves.tobytes(), float(w020), str(dev))
     gain = None
     frames, metas, mosaics, motions, masks = [], [], [], [], []
     clean_camera = None
