@@ -18,12 +18,12 @@ __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from obscura.cli import demo, develop, info, lab, look, simulate
+    from obscura.cli import burst, demo, develop, info, lab, look, simulate
 
     parser = argparse.ArgumentParser(prog="obscura", description="obscura: an open camera imaging system")
     parser.add_argument("--version", action="version", version=f"obscura {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (info, develop, simulate, look, lab, demo):
+    for module in (info, develop, burst, simulate, look, lab, demo):
         module.add_parser(sub)
     return parser
 
