@@ -366,6 +366,48 @@ def handshake_trajectory(
     return out
 
 
+@functools.cache
+def _keys_inverse_table(n: int = 1024) -> np.ndarray:
+    """Fractional offsets t' (n + 1,) at which torch's bicubic (Keys 1981 with a = −0.75) reproduces the
+    position t = i/n of a linear ramp.
+
+    With a = −0.75 the cubic convolution does not reproduce linear functions: interpolating at fraction
+    t returns the signal at t + e(t), |e| ≤ 0.048 px — a sub-pixel shift of everything, which would bias
+    the hand-shake ground truth. Sampling at t' = r⁻¹(t) removes that first-order error.
+    """
+    a = -0.75
+
+    def w(d: np.ndarray) -> np.ndarray:
+        d = np.abs(d)
+        near = (a + 2) * d**3 - (a + 3) * d**2 + 1
+        far = a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a
+        return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+    fine = np.linspace(0.0, 1.0, 16 * n + 1)
+    r = sum(k * w(fine - k) for k in (-1, 0, 1, 2))  # where a linear ramp lands when sampled at `fine`
+    return np.interp(np.linspace(0.0, 1.0, n + 1), r, fine)
+
+
+def _unbias_bicubic(s: torch.Tensor) -> torch.Tensor:
+    """Source coordinates (pixel index units) remapped so torch's bicubic samples land where intended."""
+    table = torch.as_tensor(_keys_inverse_table(), dtype=s.dtype, device=s.device)
+    n = table.numel() - 1
+    base = torch.floor(s)
+    u = (s - base) * n
+    i0 = u.floor().clamp(0, n - 1)
+    f = u - i0
+    i0 = i0.long()
+    return base + table[i0] * (1 - f) + table[i0 + 1] * f
+
+
+def _to_grid(sx: torch.Tensor, sy: torch.Tensor, src_size: tuple[int, int]) -> torch.Tensor:
+    """Source pixel-index coordinates → grid_sample's normalized grid (align_corners=False), unbiased."""
+    hs, ws = src_size
+    gx = (2 * _unbias_bicubic(sx) + 1) / ws - 1
+    gy = (2 * _unbias_bicubic(sy) + 1) / hs - 1
+    return torch.stack([gx, gy], dim=-1)
+
+
 def _warp_grid(
     size: tuple[int, int], src_size: tuple[int, int], motion: tuple[float, float, float], *, device, dtype
 ) -> torch.Tensor:
@@ -382,12 +424,11 @@ def _warp_grid(
     c, s = math.cos(a), math.sin(a)
     u = torch.arange(w, device=device, dtype=torch.float32) - (cx + dx)  # (W,)
     v = torch.arange(h, device=device, dtype=torch.float32) - (cy + dy)  # (H,)
-    # source pixel (output units): su = c·u + s·v + cx, sv = −s·u + c·v + cy; then to [-1, 1] (align_corners=False)
-    kx, ky = 2.0 / w, 2.0 / h
-    gx = (c * kx) * u[None, :] + (s * kx) * v[:, None] + ((cx + 0.5) * kx - 1.0)
-    gy = (-s * ky) * u[None, :] + (c * ky) * v[:, None] + ((cy + 0.5) * ky - 1.0)
-    del hs, ws  # normalized coordinates do not depend on the source size
-    return torch.stack([gx, gy], dim=-1).to(dtype)[None]
+    # source pixel (output units): su = c·u + s·v + cx, sv = −s·u + c·v + cy; then to source pixel units
+    fx, fy = ws / w, hs / h
+    sx = (c * fx) * u[None, :] + (s * fx) * v[:, None] + ((cx + 0.5) * fx - 0.5)
+    sy = (-s * fy) * u[None, :] + (c * fy) * v[:, None] + ((cy + 0.5) * fy - 0.5)
+    return _to_grid(sx, sy, (hs, ws)).to(dtype)[None]
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int], motion: tuple[float, float, float]) -> torch.Tensor:
@@ -433,7 +474,14 @@ def _coarse_distortion(
 
 
 def _frame_grid(
-    size: tuple[int, int], lens: Lens, motion: tuple[float, float, float], *, planes: int, device, dtype
+    size: tuple[int, int],
+    src_size: tuple[int, int],
+    lens: Lens,
+    motion: tuple[float, float, float],
+    *,
+    planes: int,
+    device,
+    dtype,
 ) -> torch.Tensor | None:
     """One grid_sample grid (C, H, W, 2) for the lens geometry (distortion, lateral CA) composed with the
     frame's motion, so the scene is resampled once; None when there is nothing to do."""
@@ -452,8 +500,13 @@ def _frame_grid(
     u, v = px - cx - dx, py - cy - dy
     sx = math.cos(a) * u + math.sin(a) * v + cx
     sy = -math.sin(a) * u + math.cos(a) * v + cy
-    coarse = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=1).to(dtype)  # (C, 2, ny, nx)
-    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+    coarse = torch.stack([sx, sy], dim=1).to(torch.float32)  # (C, 2, ny, nx), output pixel units
+    full = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)
+    hs, ws = src_size
+    fx, fy = ws / w, hs / h
+    sx_src = (full[:, 0] + 0.5) * fx - 0.5
+    sy_src = (full[:, 1] + 0.5) * fy - 0.5
+    return _to_grid(sx_src, sy_src, (hs, ws)).to(dtype)
 
 
 def _render_frame_rate(
@@ -470,7 +523,9 @@ def _render_frame_rate(
     acc = None
     done = True
     for p in positions:
-        grid = _frame_grid(size, lens, p, planes=rate.shape[0], device=rate.device, dtype=rate.dtype)
+        grid = _frame_grid(
+            size, tuple(src.shape[-2:]), lens, p, planes=rate.shape[0], device=rate.device, dtype=rate.dtype
+        )
         if grid is None:
             y = _resample(src, size, p)
             done = False
