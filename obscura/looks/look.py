@@ -4,7 +4,8 @@ A look is applied to the linear working image before output encoding (in develop
 before sharpening), or to a developed image (decoded, looked, re-encoded), or to a batch of video frames.
 The operations (obscura.looks.ops), in order: tone curve on OKLab L → saturation, vibrance and hue (global
 and per hue band) → skin-tone protection → monochrome with a colour filter → split toning → vignetting →
-grain → optional 3D LUT (``[lut]``, applied in display-encoded sRGB as the last step).
+grain → smooth gamut compression into the working space's cube (``[gamut]``) → optional 3D LUT
+(``[lut]``, applied in display-encoded sRGB as the last step).
 
 TOML layout (every key optional; every value continuous and defaulting to "no change")::
 
@@ -23,6 +24,7 @@ TOML layout (every key optional; every value continuous and defaulting to "no ch
     [split_toning]  # shadow_hue, shadow_strength, highlight_hue, highlight_strength, balance
     [vignette]    # strength, falloff, midpoint, roundness
     [grain]       # strength, size, luminance
+    [gamut]       # threshold, shoulder, power: smooth compression into [0, 1]³ instead of a hard clip
     [lut]         # file = "x.cube" (relative to the TOML), space = "srgb"
 """
 
@@ -46,6 +48,7 @@ from obscura.looks import ops
 
 __all__ = [
     "Colour",
+    "Gamut",
     "Grain",
     "Look",
     "LutRef",
@@ -73,7 +76,8 @@ def _p(default: float, lo: float, hi: float) -> Any:
 @dataclass(frozen=True)
 class Tone:
     """Tone curve on OKLab L (see :func:`obscura.looks.ops.tone_curve_lab`); ``brightness`` is a gamma on L
-    (L ← L^(2^−brightness): > 0 brightens the mid-tones, keeps black and white)."""
+    (L ← L^(2^−brightness), with a finite slope at black when it brightens: > 0 brightens the mid-tones,
+    keeps black and white)."""
 
     contrast: float = _p(1.0, 0.25, 4.0)
     pivot: float = _p(0.57, 0.1, 0.9)
@@ -141,6 +145,18 @@ class Grain:
 
 
 @dataclass(frozen=True)
+class Gamut:
+    """Smooth gamut compression as the last colour step (see :func:`obscura.looks.ops.gamut_compress`):
+    channel distances from the achromatic level beyond ``threshold`` and luminance above ``shoulder`` are
+    compressed so that the look's output lands inside [0, 1]³ of the working space without a hard clip
+    (which shifts hues, flattens saturated colours and puts kinks in an exported LUT). 1 = off."""
+
+    threshold: float = _p(1.0, 0.5, 1.0)
+    shoulder: float = _p(1.0, 0.5, 1.0)
+    power: float = _p(1.2, 1.0, 4.0)
+
+
+@dataclass(frozen=True)
 class LutRef:
     """A 3D LUT file applied last, in display-encoded ``space`` (sRGB)."""
 
@@ -156,6 +172,7 @@ _SECTIONS: dict[str, type] = {
     "split_toning": SplitToning,
     "vignette": Vignette,
     "grain": Grain,
+    "gamut": Gamut,
 }
 
 
@@ -172,6 +189,7 @@ class Look:
     split_toning: SplitToning = field(default_factory=SplitToning)
     vignette: Vignette = field(default_factory=Vignette)
     grain: Grain = field(default_factory=Grain)
+    gamut: Gamut = field(default_factory=Gamut)
     lut: LutRef | None = None
 
     @property
@@ -425,7 +443,7 @@ def apply_look(
     lab = lab0
     if t.brightness != 0.0:
         L = lab[..., 0, :, :]
-        L2 = torch.where(L > 0, L.clamp_min(0).pow(2.0 ** (-t.brightness)), L)
+        L2 = torch.where((L > 0) & (L < 1), ops._finite_power(L.clamp(0, 1), 2.0 ** (-t.brightness)), L)
         lab = torch.cat((L2.unsqueeze(-3), lab[..., 1:, :, :]), dim=-3)
     lab = ops.tone_curve_lab(
         lab,
@@ -473,6 +491,8 @@ def apply_look(
     g = lk.grain
     lab = ops.add_grain(lab, strength=g.strength, size=g.size, luminance=g.luminance, seed=seed, top=top)
     out = ops.oklab_to_rgb(lab, space=lin_space)
+    gm = lk.gamut
+    out = ops.gamut_compress(out, threshold=gm.threshold, shoulder=gm.shoulder, power=gm.power, space=lin_space)
     if lk.lut is not None:
         out = _apply_lut_srgb(out, lk.lut, lin_space)
     return srgb_encode(out) if encoded else out

@@ -53,6 +53,8 @@ __all__ = [
     "vignette",
     "grain_noise",
     "add_grain",
+    "soft_limit",
+    "gamut_compress",
     "midtone_contrast",
     "midtone_slope",
     "shadow_depth",
@@ -165,13 +167,41 @@ def oklch_to_oklab(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- tone
 
 
-def _power_s_curve(L: torch.Tensor, *, pivot: float, lo_exp: float, hi_exp: float) -> torch.Tensor:
-    """Monotone map of [0, 1] onto itself through (pivot, pivot): a power in the shadows, a mirrored power
-    in the highlights; values outside [0, 1] pass unchanged (the curve is continuous at 0 and 1)."""
+def _finite_power(u: torch.Tensor, e: float) -> torch.Tensor:
+    """u^e on [0, 1] for e ≥ 1; for e < 1 (whose power has an infinite slope at black, which no LUT can hold)
+    u·exp((1 − e)(1 − u)), which has the power's value at 0 and 1 and its slope e at 1, and slope e^(1 − e)
+    at 0."""
+    if e >= 1.0:
+        return u.pow(e)
+    return u * torch.exp((1.0 - e) * (1.0 - u))
+
+
+def _contrast_curve(L: torch.Tensor, *, pivot: float, contrast: float) -> torch.Tensor:
+    """Monotone S-curve of [0, 1] onto itself through (pivot, pivot) with slope ``contrast`` there: a power
+    (:func:`_finite_power`) in the shadows and a mirrored one in the highlights; values outside [0, 1] pass
+    unchanged (the curve is continuous at 0 and 1)."""
     u = (L / pivot).clamp(0.0, 1.0)
     v = ((1.0 - L) / (1.0 - pivot)).clamp(0.0, 1.0)
-    lower = pivot * u.pow(lo_exp)
-    upper = 1.0 - (1.0 - pivot) * v.pow(hi_exp)
+    lower = pivot * _finite_power(u, contrast)
+    upper = 1.0 - (1.0 - pivot) * _finite_power(v, contrast)
+    y = torch.where(pivot > L, lower, upper)
+    return torch.where((L < 0) | (L > 1), L, y)
+
+
+def _bend(u: torch.Tensor, x: float) -> torch.Tensor:
+    """u·exp(−k(1 − u)²) on [0, 1], k = 4·ln 2·(2^x − 1): value 0 at 0 and 1 at 1, slope 1 at 1 (so it joins
+    the identity smoothly), finite slope e^−k at 0, equal to the power u^(2^x) at u = ½; monotone for k > −2."""
+    k = max(4.0 * math.log(2.0) * (2.0**x - 1.0), -1.9)
+    return u * torch.exp(-k * (1.0 - u) ** 2)
+
+
+def _toe_shoulder(L: torch.Tensor, *, pivot: float, toe: float, shoulder: float) -> torch.Tensor:
+    """Toe (below the pivot) and shoulder (above it, mirrored) bends of [0, 1] with :func:`_bend`: C¹ at the
+    pivot, where the slope stays 1; values outside [0, 1] pass unchanged."""
+    u = (L / pivot).clamp(0.0, 1.0)
+    v = ((1.0 - L) / (1.0 - pivot)).clamp(0.0, 1.0)
+    lower = pivot * _bend(u, toe) if toe != 0.0 else L
+    upper = 1.0 - (1.0 - pivot) * _bend(v, shoulder) if shoulder != 0.0 else L
     y = torch.where(pivot > L, lower, upper)
     return torch.where((L < 0) | (L > 1), L, y)
 
@@ -190,8 +220,9 @@ def tone_curve_lab(
     """A tone curve on OKLab lightness, in this order:
 
     - ``black``: black point; L ← (L − black)/(1 − black); > 0 crushes (deeper blacks), < 0 lifts (faded);
-    - ``toe`` / ``shoulder``: extra power on the shadows L < pivot (exponent 2^toe: > 0 deepens them) and on
-      the highlights (exponent 2^shoulder on 1 − L: > 0 compresses them towards white);
+    - ``toe`` / ``shoulder``: a bend of the shadows L < pivot (> 0 deepens them) and of the highlights
+      (> 0 compresses them towards white) that leaves the slope at the pivot at 1 and matches the power
+      2^toe (2^shoulder on 1 − L) half-way; the slope at black stays finite (see :func:`_bend`);
     - ``contrast``: the slope at ``pivot`` of a power S-curve (``pivot`` 0.57 is OKLab L of 18 % grey);
     - ``highlight_rolloff`` in [0, 1]: lightness above the knee 1 − 0.3·r is compressed so that
       L = 1 + r (about 2.4× diffuse white for r = 1) lands on white instead of clipping.
@@ -206,9 +237,9 @@ def tone_curve_lab(
         y = (y - black) / (1.0 - black)
         y = y.clamp_min(0.0) if black > 0 else y
     if toe != 0.0 or shoulder != 0.0:
-        y = _power_s_curve(y, pivot=pivot, lo_exp=2.0**toe, hi_exp=2.0**shoulder)
+        y = _toe_shoulder(y, pivot=pivot, toe=toe, shoulder=shoulder)
     if contrast != 1.0:
-        y = _power_s_curve(y, pivot=pivot, lo_exp=contrast, hi_exp=contrast)
+        y = _contrast_curve(y, pivot=pivot, contrast=contrast)
     if highlight_rolloff > 0.0:
         r = highlight_rolloff
         k = 1.0 - 0.3 * r
@@ -226,8 +257,21 @@ def tone_curve_lab(
 # -------------------------------------------------------------------------------------------- colour
 
 
+def _smoothstep(t: torch.Tensor) -> torch.Tensor:
+    """3t² − 2t³ on t clamped to [0, 1]: a C¹ ramp from 0 to 1 (zero slope at both ends)."""
+    t = t.clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _smooth_ramp_down(u: torch.Tensor, width: float) -> torch.Tensor:
+    """max(1 − u, 0) with its corner at u = 1 rounded over [1 − width, 1 + width] by a parabola (C¹)."""
+    q = (1.0 + width - u).clamp(0.0, 2.0 * width)
+    return torch.where(u < 1.0 - width, 1.0 - u, q * q / (4.0 * width))
+
+
 def _band_weights(h: torch.Tensor) -> list[torch.Tensor]:
-    """Per-hue-band weights at hue ``h`` (degrees): linear between neighbouring band centres, summing to 1."""
+    """Per-hue-band weights at hue ``h`` (degrees), summing to 1: a smoothstep between neighbouring band
+    centres (C¹ in hue, so that a hue-band control puts no kink in the look)."""
     centres = list(HUE_BANDS.values())
     n = len(centres)
     out = []
@@ -236,8 +280,8 @@ def _band_weights(h: torch.Tensor) -> list[torch.Tensor]:
         left = (c - prev_c) % 360.0
         right = (next_c - c) % 360.0
         d = (h - c + 180.0).remainder(360.0) - 180.0  # signed distance in (−180, 180]
-        w = torch.where(d < 0, 1.0 + d / left, 1.0 - d / right).clamp(0.0, 1.0)
-        out.append(w)
+        w = torch.where(d < 0, 1.0 + d / left, 1.0 - d / right)
+        out.append(_smoothstep(w))
     return out
 
 
@@ -251,10 +295,12 @@ def adjust_colour(
     hue_by_hue: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Chroma and hue in OKLCh: C ← C·saturation·(1 + per-band saturation); vibrance raises low chroma more
-    than high (C ← C·(1 + vibrance·(1 − C/0.3)) for C < 0.3); h ← h + hue_shift + per-band shift (degrees).
+    than high (C ← C·(1 + vibrance·r(C/0.3)), r(u) = 1 − u falling to 0 at u ≈ 1 with a rounded corner);
+    h ← h + hue_shift + per-band shift (degrees).
 
-    Per-band values (keys of :data:`HUE_BANDS`) are relative (0 = unchanged) and interpolate linearly in
-    hue between band centres, so every control is continuous. L is untouched.
+    Per-band values (keys of :data:`HUE_BANDS`) are relative (0 = unchanged) and blend with smoothstep
+    weights between band centres, faded in from the neutral axis over chroma 0–0.04, so every control is
+    smooth (C¹) in colour. L is untouched.
     """
     check_lab(lab)
     L, a, b = lab.unbind(-3)
@@ -263,7 +309,10 @@ def adjust_colour(
     sat = torch.full_like(C, float(saturation))
     shift = torch.full_like(C, float(hue_shift))
     if saturation_by_hue or hue_by_hue:
-        weights = _band_weights(h)
+        # per-band controls fade in from the neutral axis (smoothstep over C < 0.04), where hue is undefined:
+        # a hue-dependent change there is a cone (curvature ∝ 1/C) that no LUT of the look could hold
+        fade = _smoothstep(C / _BAND_MIN_CHROMA)
+        weights = [w * fade for w in _band_weights(h)]
         for w, name in zip(weights, HUE_BANDS):
             if saturation_by_hue and saturation_by_hue.get(name, 0.0):
                 sat = sat * (1.0 + w * float(saturation_by_hue[name]))
@@ -271,10 +320,15 @@ def adjust_colour(
                 shift = shift + w * float(hue_by_hue[name])
     C2 = C * sat
     if vibrance != 0.0:
-        C2 = C2 * (1.0 + vibrance * (1.0 - C / 0.3).clamp_min(0.0))
+        C2 = C2 * (1.0 + vibrance * _smooth_ramp_down(C / 0.3, 0.25))
     C2 = C2.clamp_min(0.0)
     r = torch.deg2rad(h + shift)
     return torch.stack((L, C2 * torch.cos(r), C2 * torch.sin(r)), dim=-3)
+
+
+_BAND_MIN_CHROMA = 0.04  # OKLCh chroma below which per-hue-band controls fade out
+_SKIN_FADE = 30.0  # degrees of hue over which skin protection fades out beyond its width
+_SKIN_MIN_CHROMA = 0.04  # OKLCh chroma below which it fades out (the ColorChecker's skins are at 0.054, 0.070)
 
 
 def protect_skin(
@@ -287,9 +341,10 @@ def protect_skin(
     max_chroma: float = 0.12,
 ) -> torch.Tensor:
     """Hold skin tones: where the hue of ``before`` is within ±``width`` degrees of ``hue`` (fading out with a
-    raised cosine over the next 15°) and its chroma below ``max_chroma`` (fading out up to 1.5×), the chroma
-    and hue of ``after`` are pulled back to those of ``before`` by ``amount`` (1 = skin keeps its hue and
-    chroma exactly). Lightness comes from ``after``. The ColorChecker's skins are at OKLCh hue 38–42°."""
+        raised cosine over the next 30°), its chroma below ``max_chroma`` (fading out up to 1.5×) and above 0.04
+    (fading in from neutral, smoothstep), the chroma
+        and hue of ``after`` are pulled back to those of ``before`` by ``amount`` (1 = skin keeps its hue and
+        chroma exactly). Lightness comes from ``after``. The ColorChecker's skins are at OKLCh hue 38–42°."""
     check_lab(before, "before")
     check_lab(after, "after")
     if amount == 0.0:
@@ -297,10 +352,12 @@ def protect_skin(
     C0 = torch.hypot(before[..., 1, :, :], before[..., 2, :, :])
     h0 = torch.rad2deg(torch.atan2(before[..., 2, :, :], before[..., 1, :, :]))
     d = ((h0 - hue + 180.0).remainder(360.0) - 180.0).abs()
-    fade = 15.0
-    t = ((d - width) / fade).clamp(0.0, 1.0)
+    t = ((d - width) / _SKIN_FADE).clamp(0.0, 1.0)
     w_hue = 0.5 + 0.5 * torch.cos(math.pi * t)
-    w_c = (1.0 - (C0 / max_chroma - 1.0).clamp(0.0, 0.5) * 2.0).clamp(0.0, 1.0)  # 1 up to max, 0 from 1.5×
+    w_c = 1.0 - _smoothstep((C0 / max_chroma - 1.0) * 2.0)  # 1 up to max, 0 from 1.5×, C¹
+    # near-neutral colours (C < 0.04, below any skin) fade out of the mask: a hue window is infinitely sharp
+    # at the neutral axis, and its curvature there (∝ 1/C) is what a LUT of the look could not hold
+    w_c = w_c * _smoothstep(C0 / _SKIN_MIN_CHROMA)
     w = amount * w_hue * w_c
     La, aa, ba = after.unbind(-3)
     C1 = torch.hypot(aa, ba)
@@ -478,6 +535,78 @@ def add_grain(
     wl = (4.0 * L * (1.0 - L)).clamp(0.0, 1.0).pow(luminance)
     L2 = L + (0.04 * strength) * n * wl
     return torch.cat((L2.unsqueeze(-3), lab[..., 1:, :, :]), dim=-3)
+
+
+# --------------------------------------------------------------------------------------------- gamut
+
+
+def soft_limit(x: torch.Tensor, *, threshold: float, power: float = 1.2) -> torch.Tensor:
+    """Values up to ``threshold`` unchanged; above it, compressed so that they approach 1 asymptotically:
+    ``thr + s·t / (1 + t^p)^(1/p)`` with ``s = 1 − thr`` and ``t = (x − thr)/s`` (the compression curve of the
+    ACES Reference Gamut Compression, Academy 2021, with its limit at infinity). Slope 1 and curvature 0 at the
+    threshold (C² for ``power`` > 1), strictly increasing, below 1 everywhere."""
+    if not 0.0 < threshold < 1.0:
+        raise InvalidParameter(f"threshold must be in (0, 1); got {threshold!r}")
+    if not 1.0 <= power <= 8.0:
+        raise InvalidParameter(f"power must be in [1, 8]; got {power!r}")
+    s = 1.0 - threshold
+    t = ((x - threshold) / s).clamp(0.0, 1e6)  # beyond 1e6 the curve is 1 to float precision
+    y = threshold + s * t / (1.0 + t.pow(power)).pow(1.0 / power)
+    return torch.where(x > threshold, y, x)
+
+
+@cache
+def _luminance_row(space: str) -> tuple[float, float, float]:
+    if space == "xyz_d50":
+        return (0.0, 1.0, 0.0)
+    return tuple(float(v) for v in rgb_to_xyz_d50_matrix(space)[1])
+
+
+def gamut_compress(
+    rgb: torch.Tensor,
+    *,
+    threshold: float = 0.8,
+    shoulder: float = 1.0,
+    power: float = 1.2,
+    space: str = "linear_srgb",
+) -> torch.Tensor:
+    """Smooth gamut compression of linear RGB into the cube [0, 1]³ of ``space``, in place of a hard clip.
+
+    After the ACES Reference Gamut Compression (Academy, 2021): each channel's distance from the achromatic
+    level is compressed beyond ``threshold`` with :func:`soft_limit`, so that every colour lands inside the
+    gamut and colours nearer the achromatic axis than the threshold are left exactly as they are. Unlike the
+    ACES operator (distance from the largest channel, which has a kink where two channels cross and only
+    bounds the result from below), the achromatic level here is the luminance Y of ``space`` (smooth, linear)
+    and distances are measured on both sides: ``(Y − c)/Y`` for a channel below Y (d = 1 is 0) and
+    ``(c − Y)/(1 − Y)`` above it (d = 1 is 1); compressed channels move towards Y along their own axis.
+
+    ``shoulder`` < 1 first rolls the luminance off above that knee with the same curve (Y approaches 1
+    asymptotically), scaling the three channels together so that chromaticity is kept; with ``shoulder`` 1
+    a luminance above 1 is only held at the top of the cube. ``threshold`` 1 turns the compression off.
+    The result is C¹ in the input (C² for ``power`` > 1), monotone in each channel, and inside (0, 1)³
+    when the compression is on. Works on (3, H, W) or (N, 3, H, W).
+    """
+    check_lab(rgb, "rgb")
+    for name, v in (("threshold", threshold), ("shoulder", shoulder)):
+        if not 0.5 <= v <= 1.0:
+            raise InvalidParameter(f"{name} must be in [0.5, 1] (1 = off); got {v!r}")
+    if threshold == 1.0 and shoulder == 1.0:
+        return rgb
+    _encoded(space)  # unknown spaces raise
+    w = torch.tensor(_luminance_row(space), dtype=rgb.dtype, device=rgb.device)
+    Y = torch.einsum("c,...chw->...hw", w, rgb).unsqueeze(-3)
+    if shoulder < 1.0:
+        Ys = soft_limit(Y, threshold=shoulder, power=power)
+        rgb = rgb * torch.where(shoulder < Y, Ys / Y.clamp_min(shoulder), torch.ones_like(Y))
+        Y = Ys
+    if threshold == 1.0:
+        return rgb
+    eps = 1e-6
+    g = Y.clamp(eps, 1.0 - eps)
+    below = rgb < g
+    d = torch.where(below, (g - rgb) / g, (rgb - g) / (1.0 - g))
+    dc = soft_limit(d, threshold=threshold, power=power)
+    return torch.where(below, g - g * dc, g + (1.0 - g) * dc)
 
 
 # ------------------------------------------------------------------------------------------- metrics

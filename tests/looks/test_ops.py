@@ -282,3 +282,31 @@ def test_bad_inputs():
         ops.shadow_depth(x, fraction=0.0)
     with pytest.raises(InvalidParameter, match="unknown colour space"):
         ops.rgb_to_oklab(x, space="nope")
+
+
+# ------------------------------------------------------------------------------------------- gamut
+
+
+def test_gamut_compress_in_gamut_identity_monotone_and_smooth(device):
+    g = torch.Generator().manual_seed(21)
+    x = (torch.rand(3, 64, 64, generator=g) * 2.4 - 0.6).to(device)  # far outside the cube on both sides
+    y = ops.gamut_compress(x, threshold=0.75, shoulder=0.9)
+    assert float(y.min()) > 0.0 and float(y.max()) < 1.0  # lands inside, no clip
+    # identity for colours whose channel distances from Y are inside the threshold and Y below the knee
+    inner = 0.3 + 0.1 * torch.rand(3, 32, 32, generator=g).to(device)
+    assert float((ops.gamut_compress(inner, threshold=0.75, shoulder=0.9) - inner).abs().max()) < 1e-6
+    # monotone in each channel, with a continuous derivative (second differences bounded as the step shrinks)
+    t = torch.linspace(-0.1, 2.0, 20001, dtype=torch.float64, device=device)  # Y > 0 on the whole line
+    for c in range(3):
+        rgb = torch.full((3, 1, t.numel()), 0.3, dtype=torch.float64, device=device)
+        rgb[c, 0] = t
+        out = ops.gamut_compress(rgb, threshold=0.75, shoulder=0.9)[c, 0]
+        d1 = torch.diff(out) / torch.diff(t)
+        assert float(d1.min()) > 0.0
+        assert float(torch.diff(d1).abs().max()) < 1e-2  # no jump in the slope (a clip jumps by 1)
+    s = ops.soft_limit(t, threshold=0.8)
+    assert float(s.max()) < 1.0 and float((s[t <= 0.8] - t[t <= 0.8]).abs().max()) == 0.0
+    with pytest.raises(InvalidParameter, match="threshold"):
+        ops.gamut_compress(x, threshold=0.2)
+    with pytest.raises(InvalidParameter, match="shoulder"):
+        ops.gamut_compress(x, shoulder=1.5)
