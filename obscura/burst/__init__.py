@@ -19,6 +19,8 @@ _EXPORTS = {
     "fuse_exposures": "obscura.burst.hdr",
     "night_mode": "obscura.burst.hdr",
     "night_recipe": "obscura.burst.hdr",
+    "super_resolve": "obscura.burst.superres",
+    "super_resolve_frame": "obscura.burst.superres",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -509,29 +509,44 @@ def _frame_grid(
     return _to_grid(sx_src, sy_src, (hs, ws)).to(dtype)
 
 
+def _supersampling(scene_size: tuple[int, int], size: tuple[int, int]) -> int:
+    """How many scene samples per frame pixel (per axis) to warp before integrating over the pixel: a
+    scene finer than the sensor keeps its detail (and the sensor's aliasing) when it is moved first and
+    area-integrated second; 1 when the scene is not finer, at most 4."""
+    ratio = min(scene_size[0] / size[0], scene_size[1] / size[1])
+    return 1 if ratio < 1.5 else int(min(4, math.floor(ratio + 0.25)))
+
+
 def _render_frame_rate(
     rate: torch.Tensor, size: tuple[int, int], lens: Lens, positions: list[tuple[float, float, float]]
 ) -> tuple[torch.Tensor, bool]:
     """The scene's electron rate seen through the lens geometry at each position (averaged: motion blur).
 
-    Returns the rate (C, H, W) and whether the lens geometry was applied here (one resampling of the
-    scene instead of two)."""
+    A scene finer than the frame is warped at ``k`` × the frame's resolution and then averaged over each
+    pixel's k × k footprint (the pixel aperture), so hand shake samples new scene detail in every frame, as
+    on a real sensor. Returns the rate (C, H, W) and whether the lens geometry was applied here (one
+    resampling of the scene instead of two)."""
+    k = _supersampling(tuple(rate.shape[-2:]), size)
+    over = (size[0] * k, size[1] * k)
     hs, ws = rate.shape[-2:]
     src = rate
-    if hs > 1.5 * size[0] or ws > 1.5 * size[1]:
-        src = F.interpolate(rate[None], size=tuple(size), mode="area")[0]
+    if hs > 1.5 * over[0] or ws > 1.5 * over[1]:
+        src = F.interpolate(rate[None], size=over, mode="area")[0]
     acc = None
     done = True
     for p in positions:
+        q = (p[0] * k, p[1] * k, p[2])  # frame pixels → supersampled pixels
         grid = _frame_grid(
-            size, tuple(src.shape[-2:]), lens, p, planes=rate.shape[0], device=rate.device, dtype=rate.dtype
+            over, tuple(src.shape[-2:]), lens, q, planes=rate.shape[0], device=rate.device, dtype=rate.dtype
         )
         if grid is None:
-            y = _resample(src, size, p)
+            y = _resample(src, over, q)
             done = False
         else:
             y = F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)
             y = y[:, 0].clamp_min(0)
+        if k > 1:
+            y = F.avg_pool2d(y[None], k)[0]
         acc = y if acc is None else acc + y
     return acc / len(positions), done
 
