@@ -1,8 +1,10 @@
-"""``obscura demo [-o DIR]``: the main job end to end on the bundled sample raw.
+"""``obscura demo [-o DIR]``: the main jobs end to end.
 
-Reads the sample DNG (a crop of a real Canon EOS 550D colour-chart capture), develops it with the
-``default`` and ``reference`` recipes, writes the photos, and writes and prints a short summary
-(timings, white balance, exposure, and the colour difference to LibRaw's own rendering).
+1. develop: the bundled sample DNG (a crop of a real Canon EOS 550D colour-chart capture) with the
+   ``default`` and ``reference`` recipes, and its colour difference to LibRaw's own rendering;
+2. simulate + develop + measure + report: the ``quick`` lab protocol on the virtual ``phone-main`` camera
+   (charts captured at two light levels, written as DNG, developed by ``default``, ``reference`` and
+   LibRaw, measured, scored) into ``DIR/lab/report.html`` with one JSON per pipeline.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="develop the bundled sample raw and write a summary", description=__doc__)
     p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default: demo_out)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
+    p.add_argument("--no-lab", action="store_true", help="skip the virtual-camera lab run")
     p.set_defaults(run=run)
 
 
@@ -70,10 +73,32 @@ def run(args: argparse.Namespace) -> int:
             de = _delta_e_to_libraw(src, image.data.permute(1, 2, 0).double().cpu().numpy())
             entry["mean_delta_e00_vs_libraw"] = None if de is None else round(de, 3)
         summary["outputs"][name] = entry
+    if not args.no_lab:
+        summary["lab"] = _lab(out / "lab", overwrite=args.overwrite)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"obscura demo: {summary['camera']} {summary['raw_size'][0]}x{summary['raw_size'][1]} {summary['cfa']}")
     for name, e in summary["outputs"].items():
         extra = f", mean ΔE00 vs LibRaw {e['mean_delta_e00_vs_libraw']}" if "mean_delta_e00_vs_libraw" in e else ""
         print(f"  {name:9s} -> {e['file']} ({e['size'][0]}x{e['size'][1]}, {e['develop_s']} s{extra})")
+    if "lab" in summary:
+        lab = summary["lab"]
+        scores = ", ".join(f"{k} {v:.1f}" for k, v in lab["overall"].items())
+        print(f"  lab       -> {lab['report']} (phone-main, quick protocol, {lab['seconds']} s; overall: {scores})")
     print(f"  summary   -> {out / 'summary.json'}")
     return 0
+
+
+def _lab(folder: Path, *, overwrite: bool) -> dict:
+    """The quick lab protocol on the virtual phone-main camera with three pipelines, and its report."""
+    from obscura.lab.report.html import write_report
+    from obscura.lab.score import capture_protocol, run_protocol
+
+    t = time.perf_counter()
+    captures = capture_protocol("quick", camera="phone-main")
+    results = [
+        run_protocol("quick", camera="phone-main", pipeline=p, captures=captures)
+        for p in ("default", "reference", "libraw")
+    ]
+    paths = write_report(results, folder, overwrite=overwrite)
+    overall = {r.pipeline: float(r.overall) for r in results}
+    return {"report": str(paths[0]), "overall": overall, "seconds": round(time.perf_counter() - t, 1)}

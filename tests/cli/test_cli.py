@@ -138,6 +138,12 @@ def test_demo_runs_end_to_end(tmp_path):
         with PILImage.open(entry["file"]) as im:
             assert im.format == "JPEG" and list(im.size) == entry["size"]
     assert summary["outputs"]["reference"]["mean_delta_e00_vs_libraw"] < 2.0
+    lab = summary["lab"]  # simulate → develop → measure → report on the virtual camera
+    html = (out / "lab" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "overall" in html
+    assert set(lab["overall"]) == {"default", "reference", "libraw"}
+    assert all(0 < v <= 100 for v in lab["overall"].values())
+    assert len(list((out / "lab").glob("*.json"))) == 3
 
 
 @pytest.mark.parametrize(
