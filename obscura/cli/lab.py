@@ -246,9 +246,81 @@ def measure_photo(
             sfr=np.asarray(r.sfr).tolist(),
         )
         return _json_ready(out)
+    if chart == "edge":  # found edges; when they are our chart's (as `lab charts` wrote it), its full layout
+        found = _measure_found_edges(img)
+        try:
+            ch = CHARTS.get(chart)(size=(img.height, img.width))
+        except ObscuraError:
+            ch = None
+        want = ch.reference["angle_deg"] if ch is not None else None
+        ours = want is not None and all(abs(abs(e["angle_deg"]) - want) < 0.5 for e in found["edges"])
+        if ours and len(found["edges"]) >= len(ch.rois) // 2:
+            out.update(measure_chart(ch, img, kind=chart))
+        else:
+            out.update(found)
+        return _json_ready(out)
     ch = CHARTS.get(chart)(size=(img.height, img.width))
+    if chart == "colorchecker" and box is None:
+        found = _detected_colorchecker(img, ch)
+        if found is not None:
+            img, quad = found
+            out["detected_quad"] = quad
     out.update(measure_chart(ch, img, kind=chart))
     return _json_ready(out)
+
+
+def _measure_found_edges(img: Any) -> dict[str, Any]:
+    """e-SFR on every slanted edge found in the photo (lab.measure.detect); the median leads."""
+    import numpy as np
+
+    from obscura.lab.measure.detect import find_slanted_edges
+    from obscura.lab.measure.noise import as_planes
+    from obscura.lab.measure.sfr import esfr
+
+    planes = as_planes(img)
+    side = min(planes.shape[-2:])  # small crops have short edges: scale the search with the photo
+    edges = find_slanted_edges(
+        planes,
+        angle_range=(2.0, 35.0),
+        min_length=int(max(16, min(40, side // 5))),
+        half_width=int(max(10, min(24, side // 8))),
+    )
+    results = []
+    for e in edges:
+        x0, y0, x1, y1 = e.roi
+        try:
+            r = esfr(planes[:, y0:y1, x0:x1])
+        except ObscuraError:
+            continue
+        results.append({"roi": list(e.roi), "angle_deg": r.angle_deg, "mtf50": r.mtf50, "mtf50p": r.mtf50p,
+                        "overshoot_pct": r.overshoot, "undershoot_pct": r.undershoot})  # fmt: skip
+    if not results:
+        raise InvalidParameter("no measurable slanted edge (2°–35° from an axis) found in the photo; give --roi")
+    med = {k: float(np.median([r[k] for r in results])) for k in ("mtf50", "mtf50p", "overshoot_pct", "undershoot_pct")}
+    return {**med, "edges": results}
+
+
+def _detected_colorchecker(img: Any, chart: Any) -> tuple[Any, list] | None:
+    """The ColorChecker found in a photo (colour-checker-detection), redrawn as our chart's layout so the
+    chart measurement applies; None when the package is missing or finds no chart (the photo is then taken
+    to be the chart itself, as written by ``obscura lab charts``)."""
+    import numpy as np
+    import torch
+
+    from obscura.core.colour import srgb_encode
+    from obscura.core.types import Image
+    from obscura.lab.measure.detect import detect_colorchecker
+
+    try:
+        det = detect_colorchecker(img, encoding="linear" if img.space.startswith("linear") else "srgb")
+    except ObscuraError:
+        return None
+    lin = torch.full((3, img.height, img.width), 0.18, dtype=torch.float32)
+    for name, rgb in zip(chart.reference["names"], det.patches):
+        x0, y0, x1, y1 = chart.rois[name]
+        lin[:, y0:y1, x0:x1] = torch.as_tensor(np.asarray(rgb, dtype=np.float32))[:, None, None]
+    redrawn = Image(lin if img.space.startswith("linear") else srgb_encode(lin.clamp(0, 1)), img.space)
+    return redrawn, det.quad.tolist()
 
 
 _SUMMARY_KEYS = {

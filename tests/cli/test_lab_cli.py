@@ -140,3 +140,30 @@ def test_compare_and_run_bad_input(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "recipe" in err
     assert main(["lab", "run", "--protocol", "nope", "-o", str(tmp_path / "o"), "--quiet"]) == 2
     assert "protocol" in capsys.readouterr().err
+
+
+def test_measure_colorchecker_in_a_photo_is_detected(tmp_path, capsys):
+    """A photo of a ColorChecker (rotated 5° on a grey table, noisy): found by colour-checker-detection."""
+    pytest.importorskip("colour_checker_detection")
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from obscura.lab.charts.colorchecker import colorchecker_chart
+    from tests.lab.test_detect import _photo
+
+    chart = colorchecker_chart(size=(400, 600))
+    enc = _photo(chart.scene.linear_srgb().numpy().astype(np.float64), 5.0, seed=3)
+    p = tmp_path / "photo.png"
+    PILImage.fromarray((enc.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)).save(p)
+    d = _json(capsys, ["lab", "measure", str(p), "--chart", "colorchecker", "--json"])
+    assert len(d["detected_quad"]) == 4
+    assert d["mean_delta_e00_normalized"] < 2.0
+
+
+def test_measure_edges_found_in_a_real_photo(data_dir, capsys):
+    """The real satellite knife-edge crop (no chart layout): edges found automatically, e-SFR on each."""
+    tif = next((data_dir / "charts" / "mtf_estimator").glob("*.tif"))
+    d = _json(capsys, ["lab", "measure", str(tif), "--chart", "edge", "--json"])
+    assert len(d["edges"]) >= 2
+    assert 0.1 < d["mtf50"] < 0.3  # a blurred satellite edge; two estimates agree
+    assert max(e["mtf50"] for e in d["edges"]) - min(e["mtf50"] for e in d["edges"]) < 0.03
