@@ -728,8 +728,43 @@ def measure_chart(chart: Any, image: Any, *, truth: Any = None, kind: str | None
         mask = np.zeros(lin.shape[-2:], dtype=bool)
         x0, y0, x1, y1 = rois["zoneplate"]
         mask[y0:y1, x0:x1] = True
-        return artifacts.colour_moire(lin, encoding="linear", region=mask).to_dict()
+        d = artifacts.colour_moire(lin, encoding="linear", region=mask).to_dict()
+        d.update(_zone_plate_aliasing(lin, chart))
+        return d
     raise InvalidParameter(f"chart {name!r} has no lab measurement; measured charts: {', '.join(MEASURED_CHARTS)}")
+
+
+def _zone_plate_aliasing(lin: np.ndarray, chart: Any) -> dict[str, Any]:
+    """Aliasing on the zone plate: modulation beyond the Nyquist radius, where a band-limited camera
+    records a flat field, relative to the modulation it records below (artifacts.aliasing_energy).
+
+    The reference is the pixel-integrated zone plate with everything beyond the Nyquist radius set to its
+    mean (the ideal band-limited capture); the capture's luminance is first fitted to it (gain and offset
+    by least squares over the inner disk) so tone curves and exposure do not count as error.
+    """
+    from obscura.lab.measure import artifacts
+    from obscura.lab.measure.noise import as_planes
+
+    ref = chart.reference
+    ideal = as_planes(_chart_linear(chart), encoding="linear")
+    wts = np.array([0.2126729, 0.7151522, 0.072175])
+    y = np.tensordot(wts, lin, axes=1)
+    r_y = np.tensordot(wts, ideal, axes=1)
+    h, w = y.shape
+    cx, cy = ref["centre"]
+    rr = np.hypot(np.arange(w)[None, :] - cx, np.arange(h)[:, None] - cy)
+    nyq = float(ref["nyquist_radius"])
+    inner, outer = rr < 0.8 * nyq, rr > 1.1 * nyq
+    if inner.sum() < 64 or outer.sum() < 64:
+        return {}
+    band_limited = np.where(rr <= nyq, r_y, r_y[rr > nyq].mean())
+    A = np.stack([band_limited[inner], np.ones(int(inner.sum()))], axis=1)
+    (gain, offset), *_ = np.linalg.lstsq(A, y[inner], rcond=None)
+    if not np.isfinite(gain) or abs(gain) < 1e-9:
+        return {}
+    fitted = (y - offset) / gain
+    r = artifacts.aliasing_energy(fitted, band_limited, region=outer)
+    return {"aliasing_energy": _finite(r.aliasing_energy), "aliasing_region_px": r.region_pixels}
 
 
 def _find_chart_dots(lin: np.ndarray, box: Sequence[int], *, spacing: float) -> np.ndarray:

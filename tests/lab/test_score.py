@@ -229,3 +229,26 @@ def test_measure_chart_on_perfect_charts():
     assert m["mtf50"] == pytest.approx(0.6034, abs=0.015)
     with pytest.raises(InvalidParameter, match="measured charts"):
         sc.measure_chart(ch, img, kind="star")
+
+
+def test_zone_plate_aliasing_in_the_lab_measurements():
+    """Beyond the Nyquist radius a band-limited capture is flat: the pixel-integrated chart aliases a
+    little (the box aperture), a point-sampled one much more; gain and offset do not count."""
+    import numpy as np
+
+    from obscura.lab.charts import CHARTS
+    from obscura.lab.measure.noise import as_planes
+    from obscura.lab.score import _chart_linear, measure_chart
+
+    ch = CHARTS.get("zoneplate")(size=(256, 256))
+    lin = as_planes(_chart_linear(ch), encoding="linear")
+    area = measure_chart(ch, lin, kind="zoneplate")["aliasing_energy"]
+    brighter = measure_chart(ch, 0.5 * lin + 0.1, kind="zoneplate")["aliasing_energy"]
+    assert brighter == pytest.approx(area, rel=0.05)  # the gain/offset fit absorbs exposure and tone
+    # point sampling: cos(k r²) at the pixel centres, no aperture
+    k, (cx, cy) = ch.reference["k"], ch.reference["centre"]
+    yy, xx = np.mgrid[0:256, 0:256].astype(float)
+    lo, hi = float(lin.min()), float(lin.max())
+    point = (lo + hi) / 2 + (hi - lo) / 2 * np.cos(k * ((xx - cx) ** 2 + (yy - cy) ** 2))
+    sampled = measure_chart(ch, np.repeat(point[None], 3, 0), kind="zoneplate")["aliasing_energy"]
+    assert area < 0.1 and sampled > 2 * area
