@@ -366,73 +366,30 @@ def handshake_trajectory(
     return out
 
 
-@functools.cache
-def _keys_inverse_table(n: int = 1024) -> np.ndarray:
-    """Fractional offsets t' (n + 1,) at which torch's bicubic (Keys 1981 with a = −0.75) reproduces the
-    position t = i/n of a linear ramp.
-
-    With a = −0.75 the cubic convolution does not reproduce linear functions: interpolating at fraction
-    t returns the signal at t + e(t), |e| ≤ 0.048 px — a sub-pixel shift of everything, which would bias
-    the hand-shake ground truth. Sampling at t' = r⁻¹(t) removes that first-order error.
-    """
-    a = -0.75
-
-    def w(d: np.ndarray) -> np.ndarray:
-        d = np.abs(d)
-        near = (a + 2) * d**3 - (a + 3) * d**2 + 1
-        far = a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a
-        return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
-
-    fine = np.linspace(0.0, 1.0, 16 * n + 1)
-    r = sum(k * w(fine - k) for k in (-1, 0, 1, 2))  # where a linear ramp lands when sampled at `fine`
-    return np.interp(np.linspace(0.0, 1.0, n + 1), r, fine)
+# t' − t ≈ u·v·(c0 + c1·u + c2·u²), u = t(1 − t), v = 1 − 2t: least-squares fit of the exact inverse (below)
+_KEYS_INVERSE = (-0.36934188, 0.23227533, -5.40894378)  # max error 4.5e-4 px
 
 
 def _unbias_bicubic(s: torch.Tensor) -> torch.Tensor:
-    """Source coordinates (pixel index units) remapped so torch's bicubic samples land where intended."""
-    table = torch.as_tensor(_keys_inverse_table(), dtype=s.dtype, device=s.device)
-    n = table.numel() - 1
-    base = torch.floor(s)
-    u = (s - base) * n
-    i0 = u.floor().clamp(0, n - 1)
-    f = u - i0
-    i0 = i0.long()
-    return base + table[i0] * (1 - f) + table[i0 + 1] * f
+    """Source coordinates (pixel index units) remapped so torch's bicubic samples land where intended.
 
-
-def _to_grid(sx: torch.Tensor, sy: torch.Tensor, src_size: tuple[int, int]) -> torch.Tensor:
-    """Source pixel-index coordinates → grid_sample's normalized grid (align_corners=False), unbiased."""
-    hs, ws = src_size
-    gx = (2 * _unbias_bicubic(sx) + 1) / ws - 1
-    gy = (2 * _unbias_bicubic(sy) + 1) / hs - 1
-    return torch.stack([gx, gy], dim=-1)
-
-
-def _warp_grid(
-    size: tuple[int, int], src_size: tuple[int, int], motion: tuple[float, float, float], *, device, dtype
-) -> torch.Tensor:
-    """grid_sample grid (1, H, W, 2) taking output pixel centres to scene coordinates.
-
-    The map is affine, so it is built from 1-D row and column terms by broadcasting (float32 keeps
-    coordinates of a 10k-pixel frame to ~1e-3 px).
+    torch's bicubic is Keys' (1981) cubic convolution with a = −0.75, which does not reproduce linear
+    functions: sampling at fraction t returns the signal at t + e(t), e(t) = 0.5·t(1 − t)(1 − 2t)
+    (|e| ≤ 0.048 px) — a sub-pixel shift of everything, which would bias the hand-shake ground truth.
+    Sampling at t' with t' + e(t') = t removes it; t' comes from a fitted odd polynomial (in-place ops:
+    this runs on every coordinate of a 12 MP frame).
     """
-    h, w = size
-    hs, ws = src_size
-    dx, dy, ang = motion
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    a = math.radians(ang)
-    c, s = math.cos(a), math.sin(a)
-    u = torch.arange(w, device=device, dtype=torch.float32) - (cx + dx)  # (W,)
-    v = torch.arange(h, device=device, dtype=torch.float32) - (cy + dy)  # (H,)
-    # source pixel (output units): su = c·u + s·v + cx, sv = −s·u + c·v + cy; then to source pixel units
-    fx, fy = ws / w, hs / h
-    sx = (c * fx) * u[None, :] + (s * fx) * v[:, None] + ((cx + 0.5) * fx - 0.5)
-    sy = (-s * fy) * u[None, :] + (c * fy) * v[:, None] + ((cy + 0.5) * fy - 0.5)
-    return _to_grid(sx, sy, (hs, ws)).to(dtype)[None]
+    c0, c1, c2 = _KEYS_INVERSE
+    t = s - torch.floor(s)
+    u = t * (1 - t)
+    v = t.mul_(-2).add_(1)  # 1 − 2t (t is not needed any more)
+    g = u * c2
+    g.add_(c1).mul_(u).add_(c0).mul_(u).mul_(v)
+    return g.add_(s)
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int], motion: tuple[float, float, float]) -> torch.Tensor:
-    """The scene image ``x`` (C, Hs, Ws) seen by a frame of ``size`` displaced by ``motion``."""
+    """The scene image ``x`` (C, Hs, Ws) seen by a frame of ``size`` displaced by ``motion`` (no lens)."""
     hs, ws = x.shape[-2:]
     still = motion == (0.0, 0.0, 0.0)
     if (hs, ws) == tuple(size) and still:
@@ -445,10 +402,8 @@ def _resample(x: torch.Tensor, size: tuple[int, int], motion: tuple[float, float
     if still:  # a pure rescale: the same mapping as the grid below, without building it
         y = F.interpolate(src[None], size=tuple(size), mode="bicubic", align_corners=False)[0]
         return y.clamp_min(0)
-    grid = _warp_grid(tuple(size), tuple(src.shape[-2:]), motion, device=x.device, dtype=x.dtype)
-    # bicubic keeps sub-pixel shifts sharp; it can undershoot at hard edges: clamp to ≥ 0 (light)
-    y = F.grid_sample(src[None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)[0]
-    return y.clamp_min(0)
+    grid = _frame_grid(tuple(size), tuple(src.shape[-2:]), None, motion, planes=1, device=x.device, dtype=x.dtype)
+    return _sample(src, grid)
 
 
 @functools.lru_cache(maxsize=8)
@@ -476,23 +431,25 @@ def _coarse_distortion(
 def _frame_grid(
     size: tuple[int, int],
     src_size: tuple[int, int],
-    lens: Lens,
+    lens: Lens | None,
     motion: tuple[float, float, float],
     *,
     planes: int,
     device,
     dtype,
-) -> torch.Tensor | None:
+) -> torch.Tensor:
     """One grid_sample grid (C, H, W, 2) for the lens geometry (distortion, lateral CA) composed with the
-    frame's motion, so the scene is resampled once; None when there is nothing to do."""
-    mags = (lens.tca[0], 1.0, lens.tca[1]) if planes == 3 else (1.0,)
-    geometric = lens.distortion != "none" or any(m != 1.0 for m in mags)
-    if not geometric:
-        return None
+    frame's motion, so the scene is resampled once; (1, H, W, 2) when there is no geometry (``lens`` None
+    or without distortion and lateral CA)."""
+    mags = (lens.tca[0], 1.0, lens.tca[1]) if planes == 3 and lens is not None else (1.0,)
+    geometric = lens is not None and (lens.distortion != "none" or any(m != 1.0 for m in mags))
     h, w = size
-    f, _, _ = _coarse_distortion(
-        (h, w), lens.distortion, tuple(float(v) for v in lens.distortion_params), mags, str(device)
-    )
+    if geometric:
+        f, _, _ = _coarse_distortion(
+            (h, w), lens.distortion, tuple(float(v) for v in lens.distortion_params), mags, str(device)
+        )
+    else:  # motion only: one plane, the identity field
+        f, _, _ = _coarse_distortion((h, w), "none", (), (1.0,), str(device))
     px, py = f[:, 0] - 0.5, f[:, 1] - 0.5  # continuous → index coordinates (pixel centre at i)
     dx, dy, ang = motion
     cx, cy = (w - 1) / 2, (h - 1) / 2
@@ -500,13 +457,38 @@ def _frame_grid(
     u, v = px - cx - dx, py - cy - dy
     sx = math.cos(a) * u + math.sin(a) * v + cx
     sy = -math.sin(a) * u + math.cos(a) * v + cy
-    coarse = torch.stack([sx, sy], dim=1).to(torch.float32)  # (C, 2, ny, nx), output pixel units
-    full = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)
     hs, ws = src_size
     fx, fy = ws / w, hs / h
-    sx_src = (full[:, 0] + 0.5) * fx - 0.5
-    sy_src = (full[:, 1] + 0.5) * fy - 0.5
-    return _to_grid(sx_src, sy_src, (hs, ws)).to(dtype)
+    sx = (sx + 0.5) * fx - 0.5  # source pixel units
+    sy = (sy + 0.5) * fy - 0.5
+    if (hs, ws) == (h, w):
+        # Same grid: a pixel's source position is its index plus a smooth displacement, so the fractional
+        # part — and torch bicubic's bias correction (_unbias_bicubic) — is smooth too: correct the coarse
+        # field, not every pixel. (Rescaling scenes cycle through all fractions pixel by pixel; their
+        # residual bias is a ripple that averages out over any region.)
+        ny, nx = sx.shape[-2:]
+        iy = torch.linspace(0.0, h - 1.0, ny, dtype=sx.dtype, device=sx.device)[:, None]
+        ix = torch.linspace(0.0, w - 1.0, nx, dtype=sx.dtype, device=sx.device)[None, :]
+        sx = _unbias_bicubic(sx - ix) + ix
+        sy = _unbias_bicubic(sy - iy) + iy
+    coarse = torch.stack([(2 * sx + 1) / ws - 1, (2 * sy + 1) / hs - 1], dim=1).to(torch.float32)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1).to(dtype)
+
+
+def _geometric(lens: Lens | None, planes: int) -> bool:
+    """Whether the lens bends the image (distortion or lateral CA)."""
+    if lens is None:
+        return False
+    return lens.distortion != "none" or (planes == 3 and tuple(lens.tca) != (1.0, 1.0))
+
+
+def _sample(src: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bicubic samples of ``src`` (C, Hs, Ws) on ``grid`` (one per plane, or one (1, H, W, 2) for all)."""
+    if grid.shape[0] == 1:
+        y = F.grid_sample(src[None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)[0]
+    else:
+        y = F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)[:, 0]
+    return y.clamp_min(0)  # bicubic undershoots next to hard edges; light is ≥ 0
 
 
 def _supersampling(scene_size: tuple[int, int], size: tuple[int, int]) -> int:
@@ -533,18 +515,14 @@ def _render_frame_rate(
     if hs > 1.5 * over[0] or ws > 1.5 * over[1]:
         src = F.interpolate(rate[None], size=over, mode="area")[0]
     acc = None
-    done = True
+    done = _geometric(lens, rate.shape[0])
     for p in positions:
         q = (p[0] * k, p[1] * k, p[2])  # frame pixels → supersampled pixels
-        grid = _frame_grid(
-            over, tuple(src.shape[-2:]), lens, q, planes=rate.shape[0], device=rate.device, dtype=rate.dtype
-        )
-        if grid is None:
-            y = _resample(src, over, q)
-            done = False
+        if tuple(src.shape[-2:]) == over and q == (0.0, 0.0, 0.0) and not _geometric(lens, rate.shape[0]):
+            y = src
         else:
-            y = F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="reflection", align_corners=False)
-            y = y[:, 0].clamp_min(0)
+            y = _sample(src, _frame_grid(over, tuple(src.shape[-2:]), lens, q, planes=rate.shape[0],
+                                         device=rate.device, dtype=rate.dtype))  # fmt: skip
         if k > 1:
             y = F.avg_pool2d(y[None], k)[0]
         acc = y if acc is None else acc + y
