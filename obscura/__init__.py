@@ -20,6 +20,7 @@ _EXPORTS = {
     "apply_look": "obscura.looks.look",
     "capture": "obscura.sim.camera",
     "merge_burst": "obscura.burst.merge",
+    "measure": "obscura.lab.score:measure_chart",  # measure(chart, image) → the chart's measurements
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -27,5 +28,6 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        module, _, attr = _EXPORTS[name].partition(":")
+        return getattr(import_module(module), attr or name)
     raise AttributeError(f"module 'obscura' has no attribute {name!r}")
