@@ -2,17 +2,21 @@
 photography for high dynamic range and low-light imaging on mobile cameras", §5; Monod, Delon & Veit
 2021, "An Analysis and Implementation of the HDR+ Burst Denoising Method", IPOL, §4).
 
-Steps, all on the CFA site planes (one per site of the CFA period, so a Quad Bayer burst has 16):
+Steps, all on the CFA site planes (one per site of the CFA period, so a Quad Bayer burst has 16), on
+overlapping tiles (raised-cosine window, half-tile stride), a strip of tile rows at a time and frame by
+frame within a strip, so that memory stays bounded (only strip-sized pieces of the frames are ever
+normalized or resampled; the frames themselves are never copied whole):
 
 1. hot pixels (stuck far above all their same-colour neighbours) are replaced in every frame;
-2. every alternate frame is warped onto the reference with the per-tile motion of
-   :func:`obscura.burst.align.align_burst` (bilinear between tile centres, Keys cubic resampling);
+2. each alternate tile is resampled onto the reference tile at the motion of
+   :func:`obscura.burst.align.align_burst` at the tile centre (bilinear between the alignment's tile
+   centres; Keys cubic resampling, a separable 4-tap filter per tile as in HDR+'s per-tile translation);
 3. per-pixel robustness: where a local mean of the difference to the reference is far above what
    the noise explains (a moving object, an occlusion, an alignment failure), the alternate is
    replaced by the reference, so nothing of it can ghost;
-4. temporal merge per overlapping tile (raised-cosine window, half-tile stride) in the frequency
-   domain: each alternate coefficient is pulled towards the reference by the Wiener factor
-   A = |D|² / (|D|² + c·σ²) of its difference D (per-tile rejection);
+4. temporal merge in the frequency domain: each alternate coefficient is pulled towards the reference
+   by the Wiener factor A = |D|² / (|D|² + c·σ²) of its difference D (per-tile rejection), accumulated
+   frame by frame;
 5. spatial denoise of the merged tile: Wiener shrinkage with a noise variance growing with frequency;
 6. overlap-add. The noise variance σ² comes from the NoiseProfile (or is estimated from the
    reference frame) at the mean of each reference tile.
@@ -30,7 +34,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from obscura.burst.align import Alignment, align_burst, flow_to_pixels, sample_bicubic
+from obscura.burst.align import Alignment, align_burst, gather_tiles, shift_tiles
 from obscura.burst.reference import (
     check_burst,
     from_site_planes,
@@ -48,12 +52,12 @@ __all__ = [
     "noise_per_site",
     "estimate_burst_noise",
     "suppress_hot_pixels",
-    "warp_planes",
-    "robustness_weights",
+    "tile_flow",
+    "robustness_weights_tiles",
     "raised_cosine_window",
     "wiener_merge_tiles",
     "spatial_denoise_tiles",
-    "merge_planes",
+    "merge_strip",
     "merge_burst",
 ]
 
@@ -107,45 +111,86 @@ def suppress_hot_pixels(
     noise deviations above the largest of its 8 same-site neighbours gets their median (as the HDR+
     pipeline does before merging, Hasinoff et al. 2016 §6). ``a``, ``b`` are per-plane (P,)."""
     shape = planes.shape
-    x = planes.reshape(-1, 1, *shape[-2:])
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    nb = F.unfold(p, 3).reshape(x.shape[0], 9, *shape[-2:])
-    nb = torch.cat([nb[:, :4], nb[:, 5:]], 1)
-    nmax = nb.amax(1).reshape(shape)
-    med = nb.median(1).values.reshape(shape)
-    sd = _variance(nmax, a[:, None, None], b[:, None, None]).sqrt()
-    hot = planes > nmax + threshold * sd
-    return torch.where(hot, med, planes)
+    h, w = shape[-2:]
+    p = F.pad(planes.reshape(-1, 1, h, w), (1, 1, 1, 1), mode="replicate").reshape(*shape[:-2], h + 2, w + 2)
+    # maximum of the 8 neighbours: rows above and below (3 wide), left and right
+    hm = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])  # (..., h+2, w)
+    nmax = torch.maximum(
+        torch.maximum(hm[..., :-2, :], hm[..., 2:, :]), torch.maximum(p[..., 1:-1, :-2], p[..., 1:-1, 2:])
+    )
+    # a cheap lower bound of the threshold first (hot pixels are rare), the exact test on those alone
+    cand = (planes - nmax) > threshold * math.sqrt(max(float(b.min()), 0.0))
+    idx = cand.nonzero(as_tuple=True)
+    if idx[0].numel() == 0:
+        return planes
+    plane = idx[-3]
+    val, m8 = planes[idx], nmax[idx]
+    hot = val > m8 + threshold * _variance(m8, a[plane], b[plane]).sqrt()
+    if not bool(hot.any()):
+        return planes
+    pos = [i[hot] for i in idx]
+    offs = [(dy, dx) for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    nb = torch.stack([p[(*pos[:-2], pos[-2] + dy, pos[-1] + dx)] for dy, dx in offs])  # (8, K)
+    out = planes.clone()
+    out[tuple(pos)] = nb.median(0).values
+    return out
 
 
-def warp_planes(planes: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Site planes (P, h, w) of one frame resampled onto the reference: out(p) = in(p + flow(p)),
-    ``flow`` (2, h, w) in plane pixels; returns the warped planes and an (h, w) mask of samples that
-    fell inside the frame."""
-    _, h, w = planes.shape
-    yy = torch.arange(h, device=planes.device, dtype=planes.dtype)[:, None]
-    xx = torch.arange(w, device=planes.device, dtype=planes.dtype)[None, :]
-    sy, sx = yy + flow[0], xx + flow[1]
-    inside = (sy >= 0) & (sy <= h - 1) & (sx >= 0) & (sx <= w - 1)
-    return sample_bicubic(planes, sy, sx), inside
+def tile_flow(alignment: Alignment, frame: int, cy: torch.Tensor, cx: torch.Tensor, *, scale: int) -> torch.Tensor:
+    """Motion (len(cy), len(cx), 2) of ``frame`` at the site-plane points (cy, cx) (1-D, plane pixels of a
+    CFA of period ``scale``), bilinear between the alignment's tile centres, in plane pixels."""
+    ty, tx = alignment.flow.shape[-2:]
+    ay, ax = alignment.tile_centers
+    dt = alignment.flow.dtype
+    uy = (((cy.to(dt) * scale + (scale - 1) / 2) - ay[0]) / alignment.tile_stride).clamp(0, ty - 1)
+    ux = (((cx.to(dt) * scale + (scale - 1) / 2) - ax[0]) / alignment.tile_stride).clamp(0, tx - 1)
+    gy = 2 * uy / max(ty - 1, 1) - 1
+    gx = 2 * ux / max(tx - 1, 1) - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)
+    f = F.grid_sample(
+        alignment.flow[frame : frame + 1], grid[None], mode="bilinear", padding_mode="border", align_corners=True
+    )[0]
+    return f.permute(1, 2, 0) / scale
 
 
-def robustness_weights(
-    ref: torch.Tensor, alt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, robustness: float = 1.0, k: int = 3
+def robustness_weights_tiles(
+    ref: torch.Tensor,
+    alt: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    robustness: float = 1.0,
 ) -> torch.Tensor:
-    """Per-pixel weight (h, w) in [0, 1] of an aligned alternate (P, h, w) against the reference:
-    the mean over planes of the squared k×k local mean difference, in units of its noise variance
-    (≈ 1 where only noise differs), mapped to 1 below 1 + 2/robustness and to 0 at twice that, then
-    eroded by 3×3 so that rejected regions get a margin (per-pixel rejection in the spirit of
-    Wronski et al. 2019's robustness mask)."""
-    pad = k // 2
-    d = F.avg_pool2d((alt - ref)[None], k, stride=1, padding=pad, count_include_pad=False)[0]
-    m = F.avg_pool2d(ref[None], k, stride=1, padding=pad, count_include_pad=False)[0]
-    var = 2.0 * _variance(m, a[:, None, None], b[:, None, None]) / (k * k)
-    chi = (d.square() / var.clamp_min(1e-12)).mean(0)
+    """Per-pixel weight in [0, 1] of aligned alternate tiles against reference tiles, both (T, P, s, s)
+    with a margin of 2 pixels: the mean over planes of the squared 3×3 local mean difference in units
+    of its noise variance (≈ 1 where only noise differs), mapped to 1 below 1 + 2/robustness and to 0
+    at twice that, then eroded by 3×3 so that rejected regions get a margin (per-pixel rejection in the
+    spirit of Wronski et al. 2019's robustness mask) → (T, s − 4, s − 4)."""
+    return _robustness(alt - ref, _robust_scale(ref, a, b), robustness)
+
+
+def _robust_scale(ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 / (P · variance of a 3×3 box sum of a difference of two noisy frames), per (T, P, s−2, s−2)."""
+    m = _box3(ref) * (1.0 / 9.0)
+    return 1.0 / (18.0 * _variance(m, a[:, None, None], b[:, None, None]) * ref.shape[1]).clamp_min(1e-12)
+
+
+def _robustness(diff: torch.Tensor, scale: torch.Tensor, robustness: float) -> torch.Tensor:
+    d = _box3(diff)
+    chi = d.square_().mul_(scale).sum(1)  # mean over planes of (local mean difference)² / its variance
     lo = 1.0 + 2.0 / robustness
-    w = ((2 * lo - chi) / lo).clamp(0.0, 1.0)
-    return -F.max_pool2d(-w[None, None], 3, stride=1, padding=1)[0, 0]
+    w = ((2 * lo - chi) / lo).clamp_(0.0, 1.0)
+    w = torch.minimum(torch.minimum(w[..., :-2, :], w[..., 1:-1, :]), w[..., 2:, :])
+    return torch.minimum(torch.minimum(w[..., :-2], w[..., 1:-1]), w[..., 2:])
+
+
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """Valid 3×3 box sum over the last two dimensions."""
+    y = x[..., :-2, :] + x[..., 1:-1, :]
+    y += x[..., 2:, :]
+    z = y[..., :-2] + y[..., 1:-1]
+    z += y[..., 2:]
+    return z
 
 
 # ------------------------------------------------------------------------------------ tiles
@@ -186,55 +231,186 @@ def spatial_denoise_tiles(spec: torch.Tensor, noise_var: torch.Tensor, *, streng
     return spec * (p / (p + strength * nu * noise_var).clamp_min(1e-30))
 
 
-def merge_planes(
-    ref: torch.Tensor,
-    alts: torch.Tensor,
+def _frame_planes(b: Burst, i: int, r0: int, r1: int, n: int, dev: torch.device) -> torch.Tensor:
+    """Normalized site planes (P, r1 − r0, w) of frame i, plane rows r0 … r1 − 1 (a strip)."""
+    m = b.metas[i]
+    raw = b.data[i, r0 * n : r1 * n].to(device=dev, dtype=torch.float32)
+    planes = site_planes(raw, m.cfa)
+    blk = per_site_tensor(m.black_level, m.cfa, n, n, device=dev).reshape(-1)[:, None, None]
+    return (planes - blk) / (float(m.white_level) - blk)
+
+
+def _strip_planes(
+    b: Burst,
+    i: int,
+    lo: int,
+    hi: int,
+    n: int,
+    h: int,
+    cpad: int,
+    dev: torch.device,
+    hot: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Frame i's planes for plane rows lo … hi − 1 and ``cpad`` extra columns each side, rows and
+    columns beyond the frame mirrored (reflect padding: a replicated border row would repeat its noise,
+    which the per-tile noise model does not expect), hot pixels suppressed first (with one more row each
+    side so that the strip's edges see their true neighbours)."""
+    a0, a1 = max(0, lo), min(h, hi)
+    if a1 <= a0:  # the whole strip lies beyond the frame (a huge motion): its nearest row
+        a0 = min(max(lo, 0), h - 1)
+        a1 = a0 + 1
+    # also the rows that the mirror images beyond the frame need
+    a0, a1 = min(a0, max(0, h - 1 - (hi - h))), max(a1, min(h, 1 - lo))
+    e0, e1 = max(0, a0 - 1), min(h, a1 + 1)
+    x = _frame_planes(b, i, e0, e1, n, dev)
+    if hot is not None:
+        x = suppress_hot_pixels(x, *hot)
+    x = x[:, a0 - e0 : a1 - e0]
+    top, bot = max(0, a0 - lo), max(0, hi - a1)
+    if any((cpad, top, bot)):
+        mode = "reflect" if max(top, bot) < x.shape[1] and cpad < x.shape[2] else "replicate"
+        x = F.pad(x[None], (cpad, cpad, top, bot), mode=mode)[0]
+    start = min(lo, a0)
+    return x[:, lo - start : hi - start]
+
+
+def merge_strip(
+    ref_tiles: torch.Tensor,
+    alt_tiles: Sequence[torch.Tensor],
+    inside: Sequence[torch.Tensor],
     a: torch.Tensor,
     b: torch.Tensor,
     *,
-    tile_size: int = 16,
-    temporal_strength: float = 8.0,
-    spatial_strength: float = 1.0,
-    rows_per_strip: int = 16,
-) -> tuple[torch.Tensor, float]:
-    """Merge aligned site planes: reference (P, h, w) and alternates (M, P, h, w) → merged (P, h, w)
-    and the mean noise-variance ratio of the temporal merge. Overlapping raised-cosine tiles at half-tile
-    stride, processed ``rows_per_strip`` tile rows at a time (bounded memory)."""
-    P, h, w = ref.shape
-    M = alts.shape[0]
-    ts, s = tile_size, tile_size // 2
-    hp, wp = h + 2 * s + (-h) % s, w + 2 * s + (-w) % s
-    pad = (s, wp - w - s, s, hp - h - s)
-    mode = "reflect" if min(h, w) > max(pad) else "replicate"
-    rp = F.pad(ref[None], pad, mode=mode)[0]
-    ap = F.pad(alts, pad, mode=mode)
-    win = raised_cosine_window(ts, dtype=ref.dtype, device=ref.device)
-    wsum = float(win.square().sum())
-    ty = hp // s - 1
-    out = torch.zeros(P, hp, wp, dtype=ref.dtype, device=ref.device)
-    ratio_sum, ratio_n = 0.0, 0
-    for r0 in range(0, ty, rows_per_strip):
-        r1 = min(ty, r0 + rows_per_strip)
-        y0, y1 = r0 * s, (r1 + 1) * s
-        # (P, ts², L) → tiles (L, P, ts, ts)
-        tr = F.unfold(rp[:, None, y0:y1], ts, stride=s).reshape(P, ts, ts, -1).permute(3, 0, 1, 2)
-        ta = F.unfold(ap[:, :, y0:y1].reshape(M * P, 1, y1 - y0, wp), ts, stride=s)
-        ta = ta.reshape(M, P, ts, ts, -1).permute(4, 0, 1, 2, 3)
-        var = _variance(tr.mean((-2, -1), keepdim=True), a[:, None, None], b[:, None, None]) * wsum
-        fr = torch.fft.rfft2(tr * win)
-        fa = torch.fft.rfft2(ta * win)
-        merged, ratio = wiener_merge_tiles(fr, fa, var, strength=temporal_strength)
-        ratio_sum += float(ratio.mean()) * ratio.shape[0]
-        ratio_n += ratio.shape[0]
-        if spatial_strength > 0:
-            merged = spatial_denoise_tiles(merged, var * ratio, strength=spatial_strength)
-        tiles = torch.fft.irfft2(merged, s=(ts, ts))  # (L, P, ts, ts), windowed
-        cols = tiles.permute(1, 2, 3, 0).reshape(P, ts * ts, -1)
-        out[:, y0:y1] += F.fold(cols, (y1 - y0, wp), ts, stride=s)[:, 0]
-    return out[:, s : s + h, s : s + w], ratio_sum / max(ratio_n, 1)
+    temporal_strength: float,
+    spatial_strength: float,
+    robustness: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge one strip of tiles: reference tiles (T, P, s+4, s+4) and aligned alternates (same shape,
+    one per frame, each with its (T, 1, s, s) mask of samples inside the frame) → windowed merged
+    tiles (T, P, s, s) and the per-tile noise-variance ratio (T, P) of the temporal merge.
+
+    The alternates are streamed: the Wiener merge (Hasinoff et al. 2016, eq. 6) is a sum over frames
+    of terms that each need only the reference and one alternate, accumulated in the frequency domain.
+    """
+    ts = ref_tiles.shape[-1] - 4
+    rc = ref_tiles[..., 2:-2, 2:-2]
+    win = raised_cosine_window(ts, dtype=rc.dtype, device=rc.device)
+    var = _variance(rc.mean((-2, -1), keepdim=True), a[:, None, None], b[:, None, None]) * float(win.square().sum())
+    fr = torch.view_as_real(torch.fft.rfft2(rc * win))  # (T, P, u, v, 2): real arithmetic below
+    acc = fr.clone()
+    sum_a = torch.zeros(fr.shape[:-1], dtype=rc.dtype, device=rc.device)
+    sum_a2 = torch.zeros_like(sum_a)
+    cvar = temporal_strength * var
+    rscale = _robust_scale(ref_tiles, a, b)
+    for alt, ins in zip(alt_tiles, inside, strict=True):
+        wgt = _robustness(alt - ref_tiles, rscale, robustness)[:, None] * ins
+        eff = torch.lerp(rc, alt[..., 2:-2, 2:-2], wgt)
+        fa = torch.view_as_real(torch.fft.rfft2(eff * win))
+        d = fr - fa
+        d2 = d.square().sum(-1)
+        aw = d2 / (d2 + cvar)
+        acc += fa
+        acc.addcmul_(aw[..., None], d)
+        sum_a += aw
+        sum_a2.addcmul_(aw, aw)
+    m_alt = len(alt_tiles)
+    sum_1ma2 = m_alt - 2 * sum_a + sum_a2  # Σ (1 − A)²
+    fr = torch.view_as_complex(fr)
+    acc = torch.view_as_complex(acc)
+    nf = len(alt_tiles) + 1
+    merged = acc / nf
+    ratio = ((1 + sum_a).square() + sum_1ma2) / (nf * nf)
+    if spatial_strength > 0:
+        merged = spatial_denoise_tiles(merged, var * ratio, strength=spatial_strength)
+    return torch.fft.irfft2(merged, s=(ts, ts)), ratio.mean((-2, -1))
 
 
 # ------------------------------------------------------------------------------------ driver
+
+
+def _merge_streamed(
+    b: Burst,
+    ref: int,
+    alignment: Alignment | None,
+    a_t: torch.Tensor,
+    b_t: torch.Tensor,
+    *,
+    tile_size: int,
+    temporal_strength: float,
+    spatial_strength: float,
+    robustness: float,
+    hot_pixels: bool,
+    dev: torch.device,
+    rows_per_strip: int,
+    say: Callable[[str], None],
+) -> tuple[torch.Tensor, float]:
+    """Merged site planes (P, h, w) and the mean variance ratio, one strip of tile rows at a time, frame
+    by frame within a strip: only strip-sized pieces of the frames are ever normalized or resampled."""
+    cfa = b.metas[0].cfa
+    n = cfa_period(cfa)
+    N, H, W = b.data.shape
+    h, w = H // n, W // n
+    ts, s = tile_size, tile_size // 2
+    hp, wp = h + 2 * s + (-h) % s, w + 2 * s + (-w) % s
+    nty, ntx = hp // s - 1, wp // s - 1
+    P = n * n
+    out = torch.zeros(P, hp, wp, dtype=torch.float32, device=dev)
+    hot = (a_t, b_t) if hot_pixels else None
+    tx0 = torch.arange(ntx, device=dev) * s - s  # tile left columns, plane pixels
+    alts = [i for i in range(N) if i != ref]
+    flows = {}
+    if alignment is not None:
+        cy = torch.arange(nty, device=dev, dtype=torch.float32) * s - s + (ts - 1) / 2
+        cx = tx0.to(torch.float32) + (ts - 1) / 2
+        al = Alignment(alignment.flow.to(dev), alignment.tile_size, alignment.tile_stride, ref, alignment.size)
+        flows = {i: tile_flow(al, i, cy, cx, scale=n) for i in alts}  # (nty, ntx, 2), plane pixels
+    ratio_sum, ratio_n = 0.0, 0
+    r = torch.arange(ts + 4, device=dev)
+    for r0 in range(0, nty, rows_per_strip):
+        r1 = min(nty, r0 + rows_per_strip)
+        say(f"merging tile rows {r0}–{r1 - 1} of {nty}")
+        ty0 = torch.arange(r0, r1, device=dev) * s - s
+        y0 = ty0[:, None].expand(-1, ntx).reshape(-1)
+        x0 = tx0[None, :].expand(r1 - r0, -1).reshape(-1)
+        lo = int(ty0[0]) - 2
+        rp = _strip_planes(b, ref, lo, int(ty0[-1]) + ts + 2, n, h, s + 2, dev, hot)
+        ref_tiles = gather_tiles(rp, y0 - 2 - lo, x0 - 2 + s + 2, ts + 4).transpose(0, 1)  # (T, P, ts+4, ts+4)
+        alt_tiles, inside = [], []
+        for i in alts:
+            f = flows[i][r0:r1].reshape(-1, 2)
+            fl = torch.floor(f).to(torch.int64)
+            alo = int((y0 + fl[:, 0]).min()) - 3
+            ahi = int((y0 + fl[:, 0]).max()) + ts + 6
+            cpad = s + 6 + int(fl[:, 1].abs().max())
+            ap = _strip_planes(b, i, alo, ahi, n, h, cpad, dev, hot)
+            alt_tiles.append(shift_tiles(ap, y0 - 2 - alo, x0 - 2 + cpad, ts + 4, f))
+            sy = y0[:, None] + r[2:-2] + f[:, :1]  # (T, ts) sample rows of the tile's centre
+            sx = x0[:, None] + r[2:-2] + f[:, 1:]
+            iy = (sy >= 0) & (sy <= h - 1)
+            ix = (sx >= 0) & (sx <= w - 1)
+            inside.append((iy[:, :, None] & ix[:, None, :]).to(torch.float32)[:, None])
+        tiles, ratio = merge_strip(
+            ref_tiles,
+            alt_tiles,
+            inside,
+            a_t,
+            b_t,
+            temporal_strength=temporal_strength,
+            spatial_strength=spatial_strength,
+            robustness=robustness,
+        )
+        ratio_sum += float(ratio.mean()) * ratio.shape[0]
+        ratio_n += ratio.shape[0]
+        # overlap-add: tile (row j, col k) lands at padded rows (j·s …), columns (k·s …)
+        ys, ye = r0 * s, (r1 + 1) * s
+        cols = tiles.reshape(r1 - r0, ntx, P, ts * ts).permute(2, 3, 0, 1).reshape(P, ts * ts, -1)
+        out[:, ys:ye] += _fold(cols, ye - ys, wp, ts, s)
+    return out[:, s : s + h, s : s + w], ratio_sum / max(ratio_n, 1)
+
+
+def _fold(cols: torch.Tensor, hh: int, ww: int, ts: int, s: int) -> torch.Tensor:
+    """Overlap-add (P, ts², L) windowed tiles at stride s into (P, hh, ww) (torch.nn.functional.fold)."""
+    return F.fold(cols, (hh, ww), ts, stride=s)[:, 0]
 
 
 def merge_burst(
@@ -250,15 +426,19 @@ def merge_burst(
     hot_pixels: bool = True,
     device: torch.device | str | None = None,
     progress: Progress = None,
+    rows_per_strip: int = 16,
 ) -> RawFrame:
     """Merge a raw burst into one RawFrame with less noise (HDR+, Hasinoff et al. 2016); see the module
     docstring. ``tile_size`` (16 or 32) is in site-plane pixels; ``temporal_strength`` is c of the
     Wiener factor (larger: more averaging, less rejection); ``spatial_strength`` scales the spatial
     denoise (0 turns it off); ``robustness`` scales the per-pixel rejection (larger: stricter).
     The noise profile defaults to the reference's NoiseProfile, else it is estimated from the frame.
+    Memory is bounded: the frames are normalized and resampled ``rows_per_strip`` tile rows at a time.
     """
     say = progress or (lambda _s: None)
     b = check_burst(burst)
+    if isinstance(rows_per_strip, bool) or not isinstance(rows_per_strip, int) or rows_per_strip < 1:
+        raise InvalidParameter(f"rows_per_strip must be an int ≥ 1; got {rows_per_strip!r}")
     if tile_size not in (8, 16, 32, 64):
         raise InvalidParameter(f"tile_size must be 8, 16, 32 or 64; got {tile_size!r}")
     c = check_number("temporal_strength", temporal_strength, 0.0, 1e6, lo_open=True)
@@ -283,40 +463,33 @@ def merge_burst(
     dev = resolve_device(device, like=b.data)
     meta = b.metas[ref]
     with torch.no_grad():
-        x = normalized_frames(b, device=dev)
         prof = noise_profile if noise_profile is not None else meta.noise_profile
         if prof is None:
             say("estimating the noise profile")
-            prof = estimate_burst_noise(x[ref], cfa)
+            prof = estimate_burst_noise(normalized_frames(Burst(b.data[ref : ref + 1], (meta,)), device=dev)[0], cfa)
         a_l, b_l = noise_per_site(prof, cfa)
         a_t = torch.tensor(a_l, dtype=torch.float32, device=dev)
         b_t = torch.tensor(b_l, dtype=torch.float32, device=dev)
-        planes = site_planes(x, cfa)  # (N, P, h, w)
-        if hot_pixels:
-            planes = suppress_hot_pixels(planes, a_t, b_t)
         if N > 1 and alignment is None:
             say("aligning")
             alignment = align_burst(b, reference=ref, device=dev)
-        ref_planes = planes[ref]
-        alts = []
-        for i in range(N):
-            if i == ref:
-                continue
-            say(f"warping frame {i}")
-            assert alignment is not None
-            flow = flow_to_pixels(alignment, scale=n)[i].to(dev)
-            warped, inside = warp_planes(planes[i], flow)
-            wgt = robustness_weights(ref_planes, warped, a_t, b_t, robustness=rb) * inside
-            alts.append(ref_planes + wgt * (warped - ref_planes))
-        alt_t = torch.stack(alts) if alts else ref_planes[None, :0].expand(0, *ref_planes.shape)
-        say("merging")
-        if alts:
-            merged, ratio = merge_planes(
-                ref_planes, alt_t, a_t, b_t, tile_size=tile_size, temporal_strength=c, spatial_strength=sp
-            )
-        else:
-            merged, ratio = ref_planes, 1.0
+        merged, ratio = _merge_streamed(
+            b,
+            ref,
+            alignment,
+            a_t,
+            b_t,
+            tile_size=tile_size,
+            temporal_strength=c,
+            spatial_strength=sp,
+            robustness=rb,
+            hot_pixels=hot_pixels,
+            dev=dev,
+            rows_per_strip=rows_per_strip,
+            say=say,
+        )
         mosaic = from_site_planes(merged, cfa)
+        del merged
         blk = per_site_tensor(meta.black_level, cfa, H, W, device=dev)
         white = float(meta.white_level)
         scale = 2.0 ** max(0, math.floor(math.log2(65535.0 / white))) if white > 0 else 1.0
