@@ -60,7 +60,10 @@ def child(args: argparse.Namespace) -> None:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    shot = capture_burst(scene, n=args.frames, handshake=args.frames > 1 or None, **kw)
+    if args.frames == 1:  # one frame, as `capture` returns it (no truth images)
+        shot = capture_burst(scene, n=1, handshake=None, truth_images=False, **kw)
+    else:  # a burst with its ground truth, as `obscura simulate --burst` writes it
+        shot = capture_burst(scene, n=args.frames, handshake=True, **kw)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0

@@ -174,8 +174,8 @@ class Truth:
     moving objects cover each frame (coverage in [0, 1]), or None.
     """
 
-    clean_camera: torch.Tensor
-    linear_srgb: torch.Tensor
+    clean_camera: torch.Tensor | None
+    linear_srgb: torch.Tensor | None
     clean_mosaics: torch.Tensor
     motion: tuple[FrameMotion, ...]
     noise: Mapping[str, Any]
@@ -707,8 +707,12 @@ def capture_burst(
     noise: bool = True,
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
+    truth_images: bool = True,
 ) -> Shot:
     """Capture ``n`` frames (or one per bracket, EV offsets from ``exposure_time``) with ground truth.
+
+    ``truth_images=False`` skips the reference frame's clean camera-RGB and linear-sRGB images (their
+    Truth fields are then None), for callers that only need the raw frames.
 
     ``handshake``: a HandShake, True for the camera's default, False/None for a tripod. ``moving``:
     objects that cross the scene. Deterministic: the same arguments and ``seed`` give identical frames.
@@ -753,7 +757,7 @@ def capture_burst(
 
     say("scene")
     rate_scene = sensor_mod.electron_rate(scene, sensor=sen, f_number=f_no, transmission=lens.transmission)
-    srgb_scene = scene.linear_srgb()
+    srgb_scene = scene.linear_srgb() if truth_images else None
     if moving:
         obj_rates = [_object_rate(o, scene, sen=sen, f_number=f_no, transmission=lens.transmission) for o in moving]
         obj_srgb = [_object_srgb(o, scene) for o in moving]
@@ -803,7 +807,7 @@ def capture_burst(
         span = exp.white_level - exp.black_level
         gain = exp.gain_dn_per_e
         mosaics.append(((exp.clean - exp.black_level) / span).to(torch.float32))
-        if i == reference:
+        if i == reference and truth_images:
             clean_camera = (rate * (t * gain) / span).clamp(0, 1).to(torch.float32)
             p = positions[len(positions) // 2] if len(positions) > 1 else positions[0]
             srgb = sum(_resample(srgb_scene, frame_size, q) for q in positions) / len(positions)
@@ -844,7 +848,7 @@ def capture_burst(
     }
     truth = Truth(
         clean_camera=clean_camera,
-        linear_srgb=srgb.to(torch.float32),
+        linear_srgb=srgb.to(torch.float32) if truth_images else None,
         clean_mosaics=torch.stack(mosaics),
         motion=tuple(motions),
         noise=noise_info,
@@ -870,6 +874,7 @@ def capture(
     **options: Any,
 ) -> RawFrame:
     """Capture one raw frame of ``scene`` (see :func:`capture_burst` for the options)."""
+    options.setdefault("truth_images", False)  # only the frame is returned
     return shoot(scene, camera=camera, exposure_time=exposure_time, iso=iso, **options).frame
 
 
@@ -909,7 +914,10 @@ def save_shot(shot: Shot, directory: str | Path, *, stem: str = "frame", overwri
     n = len(shot.burst)
     dngs = [d / f"{stem}_{i:02d}.dng" for i in range(n)]
     t = d / "truth"
-    others = [t / "clean_camera.tif", t / "linear_srgb.tif", t / "motion.json", t / "noise.json", t / "capture.json"]
+    tr = shot.truth
+    images = [(tr.clean_camera, t / "clean_camera.tif"), (tr.linear_srgb, t / "linear_srgb.tif")]
+    images = [(x, p) for x, p in images if x is not None]
+    others = [p for _, p in images] + [t / "motion.json", t / "noise.json", t / "capture.json"]
     others += [t / f"clean_mosaic_{i:02d}.tif" for i in range(n)]
     if shot.truth.masks is not None:
         others += [t / f"mask_{i:02d}.tif" for i in range(n)]
@@ -923,9 +931,8 @@ def save_shot(shot: Shot, directory: str | Path, *, stem: str = "frame", overwri
         check_output_path(p, overwrite=overwrite)
     for i, p in enumerate(dngs):
         write_dng(shot.burst[i], p, overwrite=overwrite)
-    tr = shot.truth
-    _write_float_tiff(tr.clean_camera, t / "clean_camera.tif", overwrite=overwrite)
-    _write_float_tiff(tr.linear_srgb, t / "linear_srgb.tif", overwrite=overwrite)
+    for x, p in images:
+        _write_float_tiff(x, p, overwrite=overwrite)
     for i in range(n):
         _write_float_tiff(tr.clean_mosaics[i], t / f"clean_mosaic_{i:02d}.tif", overwrite=overwrite)
         if tr.masks is not None:
