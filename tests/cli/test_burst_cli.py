@@ -6,38 +6,20 @@ built with :func:`obscura.cli.burst.add_parser` (same error handling: one line, 
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 
 import pytest
 import torch
 
 from obscura.cli import burst as burst_cli
 from obscura.cli.main import main as obscura_main
-from obscura.core.errors import ObscuraError
 from obscura.io.raw import read_raw
 from obscura.io.write import read_image
 
 
 def run_burst(argv: list[str]) -> int:
-    """``obscura burst ARGV`` through main when registered, else a local parser with the same contract."""
-    try:
-        from obscura.cli.main import build_parser
-
-        registered = "burst" in build_parser()._subparsers._group_actions[0].choices
-    except Exception:
-        registered = False
-    if registered:
-        return obscura_main(["burst", *argv])
-    p = argparse.ArgumentParser(prog="obscura")
-    burst_cli.add_parser(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(["burst", *argv])
-    try:
-        return int(args.run(args) or 0)
-    except ObscuraError as e:
-        print(f"obscura: error: {e}", file=sys.stderr)
-        return 2
+    """``obscura burst ARGV`` through the real entry point."""
+    return obscura_main(["burst", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -3,40 +3,19 @@ with exit code 2 and no file lost."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image as PILImage
 
-from obscura.cli import look as look_cli
 from obscura.cli import main as main_mod
-from obscura.core.errors import ObscuraError
 from obscura.io.write import read_image
 from obscura.looks.look import apply_look, list_looks, load_look
 
 
-def _registered() -> bool:
-    parser = main_mod.build_parser()
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return "look" in subs.choices
-
-
 def _main(argv: list[str]) -> int:
-    """obscura.cli.main.main once `look` is registered there; until then the same handling on a local parser."""
-    if _registered():
-        return main_mod.main(argv)
-    parser = argparse.ArgumentParser(prog="obscura")
-    sub = parser.add_subparsers(dest="command", required=True)
-    look_cli.add_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except ObscuraError as e:
-        print(f"obscura: error: {e}", file=sys.stderr)
-        return 2
+    """``obscura ARGV`` through the real entry point."""
+    return main_mod.main(argv)
 
 
 def _run(argv, capsys):
