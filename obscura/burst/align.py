@@ -5,8 +5,11 @@ Each frame is reduced to a grey image at half the raw resolution by averaging on
 every 2×2 cell (a 2×2 box for Bayer, a 4×4 box with stride 2 for Quad Bayer, so no colour pattern is
 left). A Gaussian pyramid of that grey image is searched tile by tile from the coarsest level down: L2
 distances with a quadratic sub-pixel fit on the coarse levels, L1 on the finest, then a few Lucas–Kanade
-iterations for the sub-pixel motion. Going down a level, each tile tries the motion of the nearest
-coarse tile and of its two next-nearest neighbours and keeps the best (Hasinoff supplement, §2).
+iterations for the sub-pixel motion, finished on a grey image at the full raw resolution (the mean of one
+CFA period around every raw pixel, :func:`raw_to_grey_full`), which is far less aliased than the
+half-resolution one: 0.06–0.075 instead of 0.08–0.11 raw px RMS on textured tiles at high ISO. Going
+down a level, each tile tries the motion of the nearest coarse tile and of its two next-nearest
+neighbours and keeps the best (Hasinoff supplement, §2).
 
 All the work is batched over tiles (gathers and unfold views); there is no Python loop over tiles.
 Motion ``flow[n, :, i, j] = (dy, dx)`` in raw pixels means frame n shows at p + (dy, dx) what the
@@ -31,6 +34,7 @@ from obscura.core.types import Burst, RawFrame
 __all__ = [
     "Alignment",
     "raw_to_grey",
+    "raw_to_grey_full",
     "gaussian_blur",
     "gaussian_pyramid",
     "tile_grid",
@@ -55,7 +59,10 @@ _DEFAULT_RADII = (1, 4, 4, 4)
 _CHUNK = 1 << 22  # elements per batched distance computation (bounded memory)
 _LK_SIGMA = 0.7
 _LK_SIGMA_COARSE = 1.5
-_LK_COARSE = 3
+_LK_COARSE = 3  # iterations on a more blurred grey image first (fewer whole-pixel outliers on the 12 MP burst)
+_LK_SIGMA_FULL = 0.5  # raw px: blur of the raw-resolution grey image for the last iterations …
+_LK_FULL = 1  # … their number (measured: 1 gets most of the gain, 2 adds ≈ 0.002 px at 1.6× the LK time) …
+_LK_FULL_BOUND = 0.5  # … and how far (raw px) they may move from the half-resolution estimate
 _LK_BOUND = 1.25  # grey px around the integer search (smooth tiles leave its minimum off by one) …
 _LK_NEAR = 0.75  # … but a move beyond this must match clearly better than stopping here:
 _FAR_MARGIN = 0.9  # SSD ratio
@@ -100,6 +107,16 @@ def raw_to_grey(x: torch.Tensor, cfa: str) -> torch.Tensor:
     return F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), 4, stride=2)[:, 0]
 
 
+def raw_to_grey_full(x: torch.Tensor, cfa: str) -> torch.Tensor:
+    """(N, H, W) normalized mosaics → (N, H, W) grey at the raw resolution: the mean of one full CFA period
+    around every pixel (stride 1), placed so that pixel (2i, 2j) is :func:`raw_to_grey`'s pixel (i, j)."""
+    n = cfa_period(cfa)
+    lo = (n - 2) // 2
+    hi = n - 1 - lo
+    y = F.pad(x[:, None], (lo, hi, lo, hi), mode="replicate")
+    return F.avg_pool2d(y, n, stride=1)[:, 0]
+
+
 def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     r = max(1, math.ceil(2.5 * sigma))
     t = torch.arange(-r, r + 1, dtype=torch.float64)
@@ -108,13 +125,25 @@ def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> tor
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, *, stride: int = 1) -> torch.Tensor:
-    """Separable Gaussian blur of (N, h, w) images (replicate borders), optionally subsampled by ``stride``."""
+    """Separable Gaussian blur of (N, h, w) images (replicate borders), optionally subsampled by ``stride``.
+
+    Written as shifted multiply-adds rather than a 1-channel conv2d, which torch runs ~20× slower on CPU.
+    """
     k = _gauss_kernel(sigma, x.dtype, x.device)
-    r = (k.numel() - 1) // 2
-    y = F.pad(x[:, None], (r, r, r, r), mode="replicate")
-    y = F.conv2d(y, k.reshape(1, 1, 1, -1), stride=(1, stride))
-    y = F.conv2d(y, k.reshape(1, 1, -1, 1), stride=(stride, 1))
-    return y[:, 0]
+    taps = [float(v) for v in k.cpu()]
+    r = (len(taps) - 1) // 2
+    h, w = x.shape[-2:]
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    y = F.pad(x[:, None], (r, r, r, r), mode="replicate")[:, 0]
+    span = stride * (wo - 1) + 1
+    rows = y[:, :, 0:span:stride] * taps[0]
+    for i in range(1, len(taps)):
+        rows.add_(y[:, :, i : i + span : stride], alpha=taps[i])
+    span = stride * (ho - 1) + 1
+    out = rows[:, 0:span:stride] * taps[0]
+    for i in range(1, len(taps)):
+        out.add_(rows[:, i : i + span : stride], alpha=taps[i])
+    return out
 
 
 def gaussian_pyramid(grey: torch.Tensor, factors: Sequence[int]) -> list[torch.Tensor]:
@@ -526,11 +555,17 @@ def align_frame(
 def _frame_levels(
     b: Burst, i: int, cfa: str, factors: Sequence[int], dev: torch.device
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Frame i's grey pyramid (finest first) and its two blurred finest levels for Lucas–Kanade."""
+    """Frame i's grey pyramid (finest first) and the images for Lucas–Kanade: the finest level blurred
+    with σ = _LK_SIGMA and _LK_SIGMA_COARSE, and the raw-resolution grey image blurred with _LK_SIGMA_FULL."""
     x = normalized_frames(Burst(b.data[i : i + 1], (b.metas[i],)), device=dev)
     pyr = [p[0] for p in gaussian_pyramid(raw_to_grey(x, cfa), factors)]
     g = pyr[0][None]
-    return pyr, gaussian_blur(g, _LK_SIGMA)[0], gaussian_blur(g, _LK_SIGMA_COARSE)[0]
+    lk = [gaussian_blur(g, _LK_SIGMA)[0]]
+    lk.append(gaussian_blur(g, _LK_SIGMA_COARSE)[0] if _LK_COARSE > 0 else lk[0])
+    if _LK_FULL > 0:
+        full = raw_to_grey_full(x, cfa)
+        lk.append(gaussian_blur(full, _LK_SIGMA_FULL)[0] if _LK_SIGMA_FULL > 0 else full[0])
+    return pyr, lk
 
 
 def _ints(name: str, v: Sequence[int] | None, default: Sequence[int], levels: int, lo: int) -> tuple[int, ...]:
@@ -553,7 +588,7 @@ def align_burst(
     tile_sizes: Sequence[int] | None = None,
     search_radii: Sequence[int] | None = None,
     factors: Sequence[int] | None = None,
-    lk_iterations: int = 4,
+    lk_iterations: int = 2,
     device: torch.device | str | None = None,
 ) -> Alignment:
     """Per-tile motion of every frame of ``burst`` against the reference (Hasinoff et al. 2016).
@@ -561,7 +596,9 @@ def align_burst(
     ``tile_sizes``, ``search_radii`` and ``factors`` (the downsampling from each level to the next
     coarser one, ``factors[0] = 1``) are given per pyramid level, finest first, in grey-image pixels
     (half the raw resolution); defaults (16, 16, 16, 8), (1, 4, 4, 4) and (1, 2, 4, 4). The reference
-    defaults to :func:`pick_reference`. Returns an :class:`Alignment` in raw pixels.
+    defaults to :func:`pick_reference`. ``lk_iterations`` Lucas–Kanade iterations on the half-resolution
+    grey image are followed by one on the raw-resolution grey image (0: integer motion only). Returns an
+    :class:`Alignment` in raw pixels.
     """
     b = check_burst(burst)
     if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 8:
@@ -589,15 +626,17 @@ def align_burst(
     flow = torch.zeros(n, 2, *grid, dtype=torch.float32, device=dev)
     with torch.no_grad():
         # one frame at a time against the reference (bounded memory: the reference's pyramid + one frame's)
-        ref_pyr, ref_lk, ref_lkc = _frame_levels(b, ref, cfa, fac, dev)
+        ref_pyr, ref_lk = _frame_levels(b, ref, cfa, fac, dev)
         y0g, x0g = _tile_corners(*grid, max(1, ts[0] // 2), dev)
+        y0f, x0f, tf = 2 * y0g, 2 * x0g, 2 * ts[0]  # the same tiles on the raw-resolution grey image
         if lk_iterations > 0:  # the reference side of Lucas–Kanade, once for all frames
-            prep_f = _lk_prepare(ref_lk, y0g, x0g, ts[0])
-            prep_c = _lk_prepare(ref_lkc, y0g, x0g, ts[0]) if _LK_COARSE > 0 else ()
+            prep_f = _lk_prepare(ref_lk[0], y0g, x0g, ts[0])
+            prep_c = _lk_prepare(ref_lk[1], y0g, x0g, ts[0]) if _LK_COARSE > 0 else ()
+            prep_r = _lk_prepare(ref_lk[2], y0f, x0f, tf) if _LK_FULL > 0 else ()
         for i in range(n):
             if i == ref:
                 continue
-            pyr, lk, lkc = _frame_levels(b, i, cfa, fac, dev)
+            pyr, lk = _frame_levels(b, i, cfa, fac, dev)
             f = align_frame(ref_pyr, pyr, factors=fac, tile_sizes=ts, search_radii=radii)
             if lk_iterations > 0:
                 # sub-pixel: Lucas–Kanade on the (lightly smoothed) grey image, within ±0.75 px of the
@@ -605,17 +644,20 @@ def align_burst(
                 f0 = f.reshape(2, -1).T
                 fp = f0
                 if _LK_COARSE > 0:  # a wider basin first, on a more blurred image
-                    fp = _lk_iterate(prep_c, lkc, y0g, x0g, ts[0], fp, iterations=_LK_COARSE, bound=_LK_NEAR)
-                fp = _lk_iterate(prep_f, lk, y0g, x0g, ts[0], fp, iterations=lk_iterations, bound=1.0)
+                    fp = _lk_iterate(prep_c, lk[1], y0g, x0g, ts[0], fp, iterations=_LK_COARSE, bound=_LK_NEAR)
+                fp = _lk_iterate(prep_f, lk[0], y0g, x0g, ts[0], fp, iterations=lk_iterations, bound=1.0)
                 fp = torch.minimum(torch.maximum(fp, f0 - _LK_BOUND), f0 + _LK_BOUND)
                 # far from the integer search: keep the move only where it matches better than staying near
                 near = torch.minimum(torch.maximum(fp, f0 - _LK_NEAR), f0 + _LK_NEAR)
                 far = ((fp - near).abs() > 1e-6).any(1)
-                f = _better_match(
-                    ref_lk, lk, y0g, x0g, ts[0], near.T.reshape(f.shape), fp.T.reshape(f.shape), far, margin=_FAR_MARGIN
-                )
+                nf, ff = near.T.reshape(f.shape), fp.T.reshape(f.shape)
+                f = _better_match(ref_lk[0], lk[0], y0g, x0g, ts[0], nf, ff, far, margin=_FAR_MARGIN)
                 if min(grid) >= 7:  # regions a coarse level got wrong (on repeated patterns)
-                    f = recheck_against_median(ref_lk, lk, y0g, x0g, ts[0], f, size=7)
+                    f = recheck_against_median(ref_lk[0], lk[0], y0g, x0g, ts[0], f, size=7)
+                if _LK_FULL > 0:  # finish on the raw-resolution grey image (raw px: twice the grey px)
+                    f1 = 2.0 * f.reshape(2, -1).T
+                    fr = _lk_iterate(prep_r, lk[2], y0f, x0f, tf, f1, iterations=_LK_FULL, bound=_LK_FULL_BOUND)
+                    f = 0.5 * fr.T.reshape(f.shape)
                 if _FINAL_MEDIAN > 0 and min(grid) >= 3:
                     f = median_filter_flow(f, threshold=_FINAL_MEDIAN)
             flow[i] = 2.0 * f  # grey pixels → raw pixels

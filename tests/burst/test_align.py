@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from torch.nn import functional as F  # noqa: N812
 
 from obscura.burst.align import (
@@ -13,7 +15,10 @@ from obscura.burst.align import (
     align_burst,
     flow_to_pixels,
     gather_tiles,
+    gaussian_blur,
     gaussian_pyramid,
+    raw_to_grey,
+    raw_to_grey_full,
     sample_bicubic,
     shift_tiles,
     subpixel_quadratic,
@@ -67,23 +72,53 @@ def _tile_errors(s, al, mask=None):
     return err.permute(0, 2, 3, 1)[:, m]
 
 
-@pytest.mark.parametrize("image, rms, seed", [("kodim08", 0.1, 1), ("kodim08", 0.1, 2), ("kodim13", 0.12, 1)])
-def test_alignment_accuracy_on_textured_tiles(data_dir, image, rms, seed):
-    """Textured tiles defined against the noise (:func:`textured_tiles`), two more scenes, high ISO.
+@pytest.mark.parametrize(
+    "image, seed", [("kodim08", 1), ("kodim08", 2), ("kodim13", 1), ("kodim05", 1), ("kodim01", 1)]
+)
+def test_alignment_accuracy_on_textured_tiles(data_dir, image, seed):
+    """Textured tiles defined against the noise (:func:`textured_tiles`), several scenes, high ISO:
+    within 0.1 raw px RMS of the true shifts.
 
-    Measured (per-component RMS / median / max in raw px): kodim08 0.079 / 0.048 / 0.44 and
-    0.086 / 0.052 / 0.41 (seeds 1, 2), kodim13 0.109 / 0.061 / 0.52; kodim05 0.107 / 0.060 / 0.66.
+    Measured (per-component RMS / max error norm in raw px) with Lucas–Kanade finished on the
+    raw-resolution grey image: kodim08 0.058 / 0.35 and 0.061 / 0.37 (seeds 1, 2), kodim13 0.071 / 0.39,
+    kodim05 0.077 / 0.46, kodim01 0.077 / 0.31 (on the half-resolution grey image only: 0.079, 0.086,
+    0.109, 0.107, 0.113).
     """
     s = make_burst(6, (256, 256), psf_sigma=0.7, image=image, data_dir=data_dir, seed=seed)
     al = align_burst(s.burst, reference=0)
     m = textured_tiles(s.clean[0], al, s.a, s.b)
-    assert int(m.sum()) >= 100  # enough textured tiles for the statistic to mean something
+    assert int(m.sum()) >= 50  # enough textured tiles (× 5 frames) for the statistic to mean something
     e = _tile_errors(s, al, m)
-    assert float(e.square().mean().sqrt()) < rms
-    assert float(e.norm(dim=-1).max()) < 0.75  # no integer-search outliers (those are ≥ 1 px)
+    assert float(e.square().mean().sqrt()) < 0.1
+    assert float(e.norm(dim=-1).max()) < 0.6  # no integer-search outliers (those are ≥ 1 px)
     # flat tiles are excluded: fewer tiles qualify at a higher noise
     noisy = make_burst(2, (256, 256), psf_sigma=0.7, image=image, data_dir=data_dir, seed=seed, a=8e-2, b=2e-3)
     assert int(textured_tiles(noisy.clean[0], al, noisy.a, noisy.b).sum()) < int(m.sum())
+
+
+@pytest.mark.parametrize("sigma, stride", [(0.5, 1), (0.7, 2), (2.0, 4)])
+def test_gaussian_blur_matches_scipy(sigma, stride):
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 37, 50, generator=g, dtype=torch.float64)
+    r = math.ceil(2.5 * sigma)  # the kernel's radius
+    ref = np.stack([ndimage.gaussian_filter(a, sigma, mode="nearest", truncate=r / sigma) for a in x.numpy()])
+    out = gaussian_blur(x, sigma, stride=stride)
+    np.testing.assert_allclose(out.numpy(), ref[:, ::stride, ::stride], atol=1e-12)
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "GBRG", QUAD_BAYER_PATTERNS[0]])
+def test_raw_to_grey_full_is_the_half_resolution_grey_on_even_pixels(cfa, device):
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 24, 32, generator=g).to(device)
+    full, half = raw_to_grey_full(x, cfa), raw_to_grey(x, cfa)
+    assert full.shape == (2, 24, 32) and full.device.type == device
+    torch.testing.assert_close(full[:, 2:-2:2, 2:-2:2], half[:, 1:-1, 1:-1])  # interior (borders pad differently)
+    # one full CFA period per pixel: a grey-world mosaic of a flat colour has no pattern left
+    from obscura.core.cfa import mosaic_rgb
+
+    flat = mosaic_rgb(torch.tensor([0.2, 0.5, 0.9])[:, None, None].expand(3, 24, 32), cfa=cfa).to(device)
+    grey = raw_to_grey_full(flat[None], cfa)[:, 2:-2, 2:-2]  # (the replicated border breaks the period)
+    torch.testing.assert_close(grey, torch.full_like(grey, 0.525))
 
 
 def test_shift_tiles_matches_sample_bicubic(device):

@@ -126,8 +126,8 @@ def test_flat_burst_every_bayer_pattern(cfa):
 
 def test_super_resolution_beats_single_frame_mtf50():
     """×2 from 16 frames vs one frame demosaiced (Menon 2007) and upscaled ×2 bicubic: the e-SFR MTF50 of the
-    edge (same output grid). Measured: single 0.221, SR 0.243–0.252 cycles/output pixel (+10–14 %, with the
-    estimated motion; +30 % with the true shifts). The issue's +30 % is not met: this guards what is."""
+    edge (same output grid). Measured: single 0.221, SR 0.243 cycles/output pixel (+9.9 % with the estimated
+    motion; +30 % with the true shifts). The issue's +30 % is not met: this guards what is."""
     from obscura.burst.reference import normalized_frames
     from obscura.isp.demosaic import demosaic
     from obscura.lab.measure.sfr import esfr
