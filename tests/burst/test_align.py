@@ -17,6 +17,8 @@ from obscura.burst.align import (
     gather_tiles,
     gaussian_blur,
     gaussian_pyramid,
+    median_filter_flow,
+    propagate_flow,
     raw_to_grey,
     raw_to_grey_full,
     sample_bicubic,
@@ -24,6 +26,7 @@ from obscura.burst.align import (
     subpixel_quadratic,
     tile_distances_l1,
     tile_distances_l2,
+    tile_grid,
     upsample_flow_candidates,
 )
 from obscura.core.errors import InvalidParameter, ShapeError
@@ -241,6 +244,41 @@ def test_flow_to_pixels_interpolates_between_tile_centres():
     half = flow_to_pixels(al, scale=2)
     assert half.shape == (1, 2, 8, 8)
     torch.testing.assert_close(half[0, 1, 0, 4], torch.tensor((1.0 + 0.25 * 1.0) / 2))
+
+
+def _repeated_texture(h: int, w: int, seed: int) -> torch.Tensor:
+    """A texture with period 7 in y plus a weak non-periodic part: a whole period off is nearly a tie."""
+    rng = np.random.default_rng(seed)
+    period = ndimage.gaussian_filter(rng.standard_normal((7, w)), 1.0, mode="wrap")
+    weak = ndimage.gaussian_filter(rng.standard_normal((h, w)), 1.0)
+    return torch.from_numpy(np.tile(period, (h // 7 + 1, 1))[:h] + 0.2 * weak).float()
+
+
+def test_propagate_flow_repairs_a_patch_on_a_wrong_period(device):
+    """A 5×5 patch of tiles one period (7 px) off, too large for a 3×3 median: the neighbours' motion
+    matches better and spreads into the whole patch; a real motion region (an object) is kept."""
+    ref = _repeated_texture(200, 200, 3).to(device)
+    true = torch.tensor([2, -1], device=device)
+    alt = torch.roll(ref, shifts=(2, -1), dims=(0, 1))  # alt(p + (2, −1)) = ref(p)
+    ts, stride = 16, 8
+    grid = tile_grid(200, 200, ts, stride)
+    iy = torch.arange(grid[0], device=device) * stride
+    ix = torch.arange(grid[1], device=device) * stride
+    y0, x0 = iy[:, None].expand(grid).reshape(-1), ix[None, :].expand(grid).reshape(-1)
+    good = true.float()[:, None, None].expand(2, *grid).clone()
+    bad = good.clone()
+    bad[:, 6:11, 6:11] += torch.tensor([7.0, 0.0], device=device)[:, None, None]
+    assert torch.all(median_filter_flow(bad)[0, 7:10, 7:10] == 9)  # the median cannot see it (the test can fail)
+    out = propagate_flow(ref, alt, y0, x0, ts, bad)
+    assert out.device.type == device and torch.equal(out, good) and torch.equal(bad[0, 8, 8], good[0, 8, 8] + 7)
+    assert torch.equal(propagate_flow(ref, alt, y0, x0, ts, good), good)
+    # an object moving on its own (alt shows ref shifted by (−3, 4) in a block): its inner tiles keep that
+    obj = alt.clone()
+    obj[60:150, 60:150] = torch.roll(ref, shifts=(-3, 4), dims=(0, 1))[60:150, 60:150]
+    moving = good.clone()
+    moving[:, 8:16, 8:16] = torch.tensor([-3.0, 4.0], device=device)[:, None, None]
+    out = propagate_flow(ref, obj, y0, x0, ts, moving)
+    assert torch.equal(out[:, 8:16, 8:16], moving[:, 8:16, 8:16])
 
 
 def test_align_burst_on_device(device):
