@@ -30,8 +30,10 @@ therefore differ from those in the papers. Distances are in raw pixels of the in
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.nn import functional as F  # noqa: N812
@@ -420,23 +422,18 @@ def super_resolve(
     ``refine``: refine the tile motion across edges with :func:`refine_flow_damped`.
     Frames of different sizes, CFA patterns or cameras raise ShapeError / InvalidParameter.
     """
-    out, _ = _super_resolve(
-        burst,
-        scale=scale,
-        reference=reference,
-        alignment=alignment,
-        kernel=kernel,
-        kernel_options=dict(
-            k_detail=k_detail, k_denoise=k_denoise, k_stretch=k_stretch, k_shrink=k_shrink, d_th=d_th, d_tr=d_tr
-        ),
-        robustness=robustness,
-        refine=refine,
-        robustness_t=robustness_t,
-        robustness_s=robustness_s,
-        device=device,
-        progress=progress,
-    )
-    return out
+    options = {k: v for k, v in locals().items() if k != "burst"}
+    return _run(burst, options)[0]
+
+
+_KERNEL_OPTIONS = ("k_detail", "k_denoise", "k_stretch", "k_shrink", "d_th", "d_tr")
+
+
+def _run(burst: Burst | Sequence[RawFrame], options: dict) -> tuple[torch.Tensor, tuple[int, torch.Tensor]]:
+    """:func:`_super_resolve` from :func:`super_resolve`'s keyword options."""
+    o = dict(options)
+    kernel_options = {k: o.pop(k) for k in _KERNEL_OPTIONS}
+    return _super_resolve(burst, kernel_options=kernel_options, **o)
 
 
 def _check_options(scale: float, kernel: str, opts: dict, robustness_t: float, robustness_s: float) -> float:
@@ -578,50 +575,21 @@ def _super_resolve(
     return out, (ref, var_factor)
 
 
-def super_resolve_frame(
-    burst: Burst | Sequence[RawFrame],
-    *,
-    scale: float = 2.0,
-    reference: int | None = None,
-    alignment: Alignment | None = None,
-    kernel: str = "anisotropic",
-    k_detail: float = 0.3,
-    k_denoise: float = 3.0,
-    k_stretch: float = 4.0,
-    k_shrink: float = 2.0,
-    d_th: float = 1.0,
-    d_tr: float = 1.5,
-    robustness: bool = True,
-    refine: bool = True,
-    robustness_t: float = 0.12,
-    robustness_s: float = 2.0,
-    device: torch.device | str | None = None,
-    progress: Progress = None,
-) -> RawFrame:
+def super_resolve_frame(burst: Burst | Sequence[RawFrame], **options: Any) -> RawFrame:
     """:func:`super_resolve` as a LinearRaw :class:`RawFrame` (cfa ``""``, (3, H·s, W·s), black 0, white 1) with
     the reference's metadata, ready for :func:`obscura.isp.develop.develop`.
 
     The DefaultCrop is scaled; the NoiseProfile is scaled by the variance reduction the merge achieved (per
     channel, averaged over the image); opcode lists, bad pixels and the linearization table, which refer to the
-    input mosaic, are dropped.
+    input mosaic, are dropped. ``options``: those of :func:`super_resolve` (same names and defaults).
     """
     b = check_burst(burst)
-    out, (ref, var_factor) = _super_resolve(
-        b,
-        scale=scale,
-        reference=reference,
-        alignment=alignment,
-        kernel=kernel,
-        kernel_options=dict(
-            k_detail=k_detail, k_denoise=k_denoise, k_stretch=k_stretch, k_shrink=k_shrink, d_th=d_th, d_tr=d_tr
-        ),
-        robustness=robustness,
-        refine=refine,
-        robustness_t=robustness_t,
-        robustness_s=robustness_s,
-        device=device,
-        progress=progress,
-    )
+    try:
+        bound = inspect.signature(super_resolve).bind(b, **options)
+    except TypeError as e:
+        raise InvalidParameter(f"super_resolve_frame: {e}") from None
+    bound.apply_defaults()
+    out, (ref, var_factor) = _run(b, {k: v for k, v in bound.arguments.items() if k != "burst"})
     m = b.metas[ref]
     h, w = b.data.shape[-2:]
     ho, wo = out.shape[-2:]

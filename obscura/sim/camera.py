@@ -562,23 +562,12 @@ def _object_texture(obj: MovingObject, size: tuple[int, int], frame: int, *, dev
     return 0.35 + 0.65 * c
 
 
-def _object_rate(obj: MovingObject, scene: Scene, *, sen: Sensor, f_number: float, transmission: float) -> torch.Tensor:
-    """Electron rate (C, 1, 1) of the object's flat colour under the scene's light."""
-    basis = torch.as_tensor(spectral.srgb_basis() * spectral.illuminant_spd(scene.illuminant), dtype=torch.float32)
-    w = torch.tensor(obj.rgb, dtype=torch.float32).reshape(3, 1, 1)
-    patch = Scene(
-        basis=basis.to(scene.device), weights=w.to(scene.device), luminance=scene.luminance, illuminant=scene.illuminant
-    )
-    return sensor_mod.electron_rate(patch, sensor=sen, f_number=f_number, transmission=transmission)
+def _object_patch(obj: MovingObject, scene: Scene) -> Scene:
+    """The object's flat colour (linear sRGB reflectance) as a 1 × 1 scene under the scene's light."""
+    from obscura.sim.scene import scene_from_rgb
 
-
-def _object_srgb(obj: MovingObject, scene: Scene) -> torch.Tensor:
-    basis = torch.as_tensor(spectral.srgb_basis() * spectral.illuminant_spd(scene.illuminant), dtype=torch.float32)
-    w = torch.tensor(obj.rgb, dtype=torch.float32).reshape(3, 1, 1)
-    patch = Scene(
-        basis=basis.to(scene.device), weights=w.to(scene.device), luminance=scene.luminance, illuminant=scene.illuminant
-    )
-    return patch.linear_srgb()
+    rgb = torch.tensor(obj.rgb, dtype=torch.float32, device=scene.device).reshape(3, 1, 1)
+    return scene_from_rgb(rgb, encoding="linear", luminance=scene.luminance, illuminant=scene.illuminant)
 
 
 # --------------------------------------------------------------------------------------- capture
@@ -759,8 +748,11 @@ def capture_burst(
     rate_scene = sensor_mod.electron_rate(scene, sensor=sen, f_number=f_no, transmission=lens.transmission)
     srgb_scene = scene.linear_srgb() if truth_images else None
     if moving:
-        obj_rates = [_object_rate(o, scene, sen=sen, f_number=f_no, transmission=lens.transmission) for o in moving]
-        obj_srgb = [_object_srgb(o, scene) for o in moving]
+        patches = [_object_patch(o, scene) for o in moving]
+        obj_rates = [
+            sensor_mod.electron_rate(p, sensor=sen, f_number=f_no, transmission=lens.transmission) for p in patches
+        ]
+        obj_srgb = [p.linear_srgb() for p in patches]
     traj = (
         handshake_trajectory(hs, n=len(evs), exposure_times=times, seed=seed)
         if hs is not None
@@ -787,9 +779,12 @@ def capture_burst(
         mask_i = None
         if moving:
             mask_i = torch.zeros(frame_size, device=dev, dtype=rate.dtype)
-            for o, orate in zip(moving, obj_rates):
-                cov = _object_coverage(o, frame_size, i, device=dev, dtype=rate.dtype)
-                tex = _object_texture(o, frame_size, i, device=dev, dtype=rate.dtype)
+            layers = [  # coverage and texture of each object in this frame (the truth reuses them)
+                (_object_coverage(o, frame_size, i, device=dev, dtype=rate.dtype),
+                 _object_texture(o, frame_size, i, device=dev, dtype=rate.dtype))
+                for o in moving
+            ]  # fmt: skip
+            for (cov, tex), orate in zip(layers, obj_rates):
                 rate = rate * (1 - cov) + orate * (tex * cov)
                 mask_i = torch.maximum(mask_i, cov)
             masks.append(mask_i)
@@ -809,14 +804,10 @@ def capture_burst(
         mosaics.append(((exp.clean - exp.black_level) / span).to(torch.float32))
         if i == reference and truth_images:
             clean_camera = (rate * (t * gain) / span).clamp(0, 1).to(torch.float32)
-            p = positions[len(positions) // 2] if len(positions) > 1 else positions[0]
             srgb = sum(_resample(srgb_scene, frame_size, q) for q in positions) / len(positions)
             if moving:
-                for o, osrgb in zip(moving, obj_srgb):
-                    cov = _object_coverage(o, frame_size, i, device=dev, dtype=srgb.dtype)
-                    tex = _object_texture(o, frame_size, i, device=dev, dtype=srgb.dtype)
+                for (cov, tex), osrgb in zip(layers, obj_srgb):
                     srgb = srgb * (1 - cov) + osrgb * (tex * cov)
-            del p
         mid = np.mean(np.asarray(positions), axis=0)
         motions.append(FrameMotion(float(mid[0]), float(mid[1]), float(mid[2]), float(t), float(ev)))
         meta = _meta(
