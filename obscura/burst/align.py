@@ -21,10 +21,12 @@ reference shows at p, for p in tile (i, j), which covers raw rows ``i·stride �
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
 
@@ -55,6 +57,11 @@ __all__ = [
     "align_frame",
     "align_burst",
     "flow_to_pixels",
+    "grey_noise_gains",
+    "choose_better_match",
+    "tile_information",
+    "fit_global_motion",
+    "fuse_with_prior",
 ]
 
 _DEFAULT_FACTORS = (1, 2, 4, 4)
@@ -73,6 +80,8 @@ _FAR_MARGIN = 0.9  # SSD ratio
 _PROP_JUMPS = (1,)  # propagation of whole-pixel motions between tiles: distances (tiles) …
 _PROP_ITERATIONS = 8  # … rounds …
 _PROP_GAP = 1.5  # … and how far (grey px) a candidate must be from the tile's own motion to be tried
+_ALONG_SHARE = 0.01  # tile information: the share of the first eigenvalue the second must exceed to count
+_RIDGE = 1e-4  # global motion fit: ridge toward no motion, relative to the mean diagonal of the normal matrix
 _FINAL_MEDIAN = 0.25  # final outlier check: grey px from the 3×3 median of the sub-pixel flow
 
 
@@ -120,8 +129,14 @@ def raw_to_grey_full(x: torch.Tensor, cfa: str) -> torch.Tensor:
     n = cfa_period(cfa)
     lo = (n - 2) // 2
     hi = n - 1 - lo
-    y = F.pad(x[:, None], (lo, hi, lo, hi), mode="replicate")
-    return F.avg_pool2d(y, n, stride=1)[:, 0]
+    h, w = x.shape[-2:]
+    if h < n or w < n:
+        raise ShapeError(f"mosaics must be at least one CFA period ({n}×{n}); got {(h, w)}")
+    # pad with the samples one period inward (same CFA sites): every window holds one whole period, also at
+    # the border (a replicated row would be half a period: a colour step, i.e. a false edge)
+    y = torch.cat([x[:, n - lo : n], x, x[:, h - n : h - n + hi]], 1) if lo + hi else x
+    y = torch.cat([y[:, :, n - lo : n], y, y[:, :, w - n : w - n + hi]], 2) if lo + hi else y
+    return F.avg_pool2d(y[:, None], n, stride=1)[:, 0]
 
 
 def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -478,10 +493,10 @@ def recheck_against_median(
     odd = ((flow - med).abs() > threshold).any(0).reshape(-1)
     if not bool(odd.any()):
         return flow
-    return _better_match(ref_img, alt_img, y0, x0, ts, flow, med, odd)
+    return choose_better_match(ref_img, alt_img, y0, x0, ts, flow, med, odd)
 
 
-def _better_match(
+def choose_better_match(
     ref_img: torch.Tensor,
     alt_img: torch.Tensor,
     y0: torch.Tensor,
@@ -577,6 +592,199 @@ def median_filter_flow(flow: torch.Tensor, *, threshold: float = 1.0, size: int 
     med = nb.median(-1).values
     bad = ((flow - med).abs() > threshold).any(0, keepdim=True)
     return torch.where(bad, med, flow)
+
+
+# ------------------------------------------------------------------------------------ motion models
+
+
+def _sym2_solve(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor):
+    """Solve [[a, b], [b, c]]·(y, x) = (ry, rx) elementwise (a, c > 0 where used)."""
+    det = (a * c - b * b).clamp_min(1e-30)
+    return (c * ry - b * rx) / det, (a * rx - b * ry) / det
+
+
+@functools.lru_cache(maxsize=16)
+def grey_noise_gains(period: int, sigma: float) -> tuple[float, float, float]:
+    """For unit white raw noise through a ``period``-wide box (:func:`raw_to_grey_full`), a Gaussian blur of
+    ``sigma`` and central differences: the variance of a gradient component, of a grey pixel, and the
+    effective number of independent gradient samples per sample (1/Σρ² of their autocorrelation)."""
+    box = np.full(period, 1.0 / period)
+    g = _gauss_kernel(sigma, torch.float64, torch.device("cpu")).numpy() if sigma > 0 else np.ones(1)
+    smooth = np.convolve(box, g)
+    diff = np.convolve(smooth, np.array([0.5, 0.0, -0.5]))
+    grad_var = float((diff**2).sum() * (smooth**2).sum())  # separable: the derivative axis × the other
+    pix_var = float((smooth**2).sum() ** 2)
+    rho = lambda h: np.correlate(h, h, "full") / (h**2).sum()  # noqa: E731
+    corr = float((rho(diff) ** 2).sum() * (rho(smooth) ** 2).sum())
+    return grad_var, pix_var, 1.0 / corr
+
+
+def tile_information(
+    ref: torch.Tensor,
+    alt: torch.Tensor,
+    flow: torch.Tensor,
+    *,
+    tile_size: int,
+    tile_stride: int,
+    raw_var: torch.Tensor | float,
+    period: int = 2,
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Fisher information (3, Ty, Tx) = (Jyy, Jxy, Jxx) of each tile's motion estimate, in px⁻²: the tile's
+    gradient matrix Σ∇R∇Rᵀ less what the noise alone gives, over the mean squared residual of the match at
+    ``flow`` (2, Ty, Tx) (noise plus whatever the translation does not explain, e.g. aliasing): the inverse
+    covariance of a Lucas–Kanade estimate (Lucas & Kanade 1981; Simoncelli et al. 1991).
+
+    ``ref``, ``alt``: (h, w) grey images of :func:`raw_to_grey_full` (a ``period``-wide box of the mosaic), whose
+    raw samples have independent noise of variance ``raw_var`` (a number or a (Ty, Tx) map per tile); both are
+    blurred by ``sigma`` px first, so that the finite differences of a sharp, undersampled edge do not invent
+    information along it. Tile (i, j) covers rows i·tile_stride … + tile_size − 1. A tile on one straight edge
+    has information across the edge only; a flat one has none.
+    """
+    ty, tx = flow.shape[-2:]
+    dev, dt = ref.device, ref.dtype
+    if sigma > 0:
+        ref, alt = gaussian_blur(torch.stack([ref, alt]), sigma).unbind(0)
+    grad_gain, pix_gain, n_eff_ratio = grey_noise_gains(int(period), float(sigma))
+    y0 = (torch.arange(ty, device=dev) * tile_stride)[:, None].expand(ty, tx).reshape(-1)
+    x0 = (torch.arange(tx, device=dev) * tile_stride)[None, :].expand(ty, tx).reshape(-1)
+    gy = torch.zeros_like(ref)
+    gx = torch.zeros_like(ref)
+    gy[1:-1] = 0.5 * (ref[2:] - ref[:-2])
+    gx[:, 1:-1] = 0.5 * (ref[:, 2:] - ref[:, :-2])
+    gy_t, gx_t = gather_tiles(gy, y0, x0, tile_size), gather_tiles(gx, y0, x0, tile_size)
+    hyy, hxy, hxx = gy_t.square().sum((1, 2)), (gy_t * gx_t).sum((1, 2)), gx_t.square().sum((1, 2))
+    rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).reshape(-1).clamp_min(0.0)
+    # the noise's share of each diagonal term, and three deviations of its fluctuation (a sum of squares of
+    # N_eff independent samples): what stays under that is noise, not texture
+    npx = tile_size * tile_size
+    bias = npx * grad_gain * rv * (1.0 + 3.0 * math.sqrt(2.0 / max(npx * n_eff_ratio, 1.0)))
+    half_tr = 0.5 * (hyy + hxx)
+    r = torch.sqrt((0.5 * (hyy - hxx)).square() + hxy.square())
+    l1 = (half_tr + r - bias).clamp_min(0.0)
+    # the second eigenvalue counts only beyond a small share of the first: the finite differences of a sharp,
+    # undersampled straight edge scatter its gradient directions by about a degree (a false ~1e-4·λ1 along it)
+    l2 = (half_tr - r - bias - _ALONG_SHARE * l1).clamp_min(0.0)
+    theta = 0.5 * torch.atan2(2.0 * hxy, hyy - hxx)
+    cy, cx = torch.cos(theta), torch.sin(theta)  # eigenvector of l1 in (y, x)
+    jyy = l1 * cy * cy + l2 * cx * cx
+    jxy = (l1 - l2) * cy * cx
+    jxx = l1 * cx * cx + l2 * cy * cy
+    u = flow.reshape(2, -1).T.to(dt)
+    k = torch.arange(tile_size, device=dev, dtype=dt)
+    sy = (y0.to(dt)[:, None] + k)[:, :, None] + u[:, 0, None, None]
+    sx = (x0.to(dt)[:, None] + k)[:, None, :] + u[:, 1, None, None]
+    e = sample_bicubic(alt[None], sy.expand(-1, -1, tile_size), sx.expand(-1, tile_size, -1))[0]
+    e = e - gather_tiles(ref, y0, x0, tile_size)
+    resid = e.square().mean((1, 2)).clamp_min(2.0 * pix_gain * rv).clamp_min(1e-20)
+    return (torch.stack([jyy, jxy, jxx]) / resid).reshape(3, ty, tx)
+
+
+def fit_global_motion(
+    flow: torch.Tensor,
+    info: torch.Tensor,
+    centres: tuple[torch.Tensor, torch.Tensor],
+    *,
+    model_std: float = 0.2,
+    huber: float = 3.0,
+    iterations: int = 5,
+    hypotheses: int = 128,
+) -> torch.Tensor:
+    """Each frame's affine motion fitted to its tiles: (N, 2, Ty, Tx), the model evaluated at the tiles.
+
+    ``flow`` (N, 2, Ty, Tx) and ``info`` (N, 3, Ty, Tx) from :func:`tile_information`; ``centres`` the tile
+    centres (rows (Ty,), cols (Tx,)). Weighted least squares with each tile's information, capped at
+    1/``model_std``² (the model's own error: rotation, rolling shutter, parallax), started from the inliers
+    of the best of ``hypotheses`` affine fits to three random tiles (MSAC, Torr & Zisserman 2000) and
+    iteratively reweighted from ``huber`` to 2·``huber`` deviations of Mahalanobis residual (Holland & Welsch 1977), so
+    that moving objects, and tiles that aliasing misled, do not pull it even where they are the majority.
+    A small ridge toward no motion settles the
+    directions no tile measures (a scene of parallel edges): there the fit gives the smallest motion
+    consistent with the tiles, the minimum-norm solution of the aperture problem (Horn & Schunck 1981).
+    """
+    n, _, ty, tx = flow.shape
+    dev, dt = flow.device, torch.float64
+    cy, cx = centres
+    yy = ((cy.to(dt) - cy.to(dt).mean()) / max(float(cy.max() - cy.min()), 1.0))[:, None].expand(ty, tx).reshape(-1)
+    xx = ((cx.to(dt) - cx.to(dt).mean()) / max(float(cx.max() - cx.min()), 1.0))[None, :].expand(ty, tx).reshape(-1)
+    t = ty * tx
+    # M_t (2 × 6): dy = p0 + p2·y + p3·x, dx = p1 + p4·y + p5·x
+    m = torch.zeros(t, 2, 6, dtype=dt, device=dev)
+    m[:, 0, 0] = 1
+    m[:, 1, 1] = 1
+    m[:, 0, 2], m[:, 0, 3], m[:, 1, 4], m[:, 1, 5] = yy, xx, yy, xx
+    u = flow.to(dt).reshape(n, 2, t).transpose(1, 2)  # (N, T, 2)
+    j = info.to(dt).reshape(n, 3, t)
+    jm = torch.stack([torch.stack([j[:, 0], j[:, 1]], -1), torch.stack([j[:, 1], j[:, 2]], -1)], -2)  # (N,T,2,2)
+    # an information of rank one (a straight edge) stays rank one: float32 round-off must not measure along it
+    lam, vec = torch.linalg.eigh(jm)
+    lam = torch.where(lam < 1e-5 * lam[..., 1:].clamp_min(0.0), torch.zeros_like(lam), lam)
+    jm = vec @ torch.diag_embed(lam) @ vec.transpose(-1, -2)
+    eye = torch.eye(2, dtype=dt, device=dev)
+    # cap: (J⁻¹ + τ²I)⁻¹ = J (I + τ² J)⁻¹
+    jc = jm @ torch.linalg.inv(eye + model_std**2 * jm)
+    jc = 0.5 * (jc + jc.transpose(-1, -2))
+    w = _msac_inliers(m, jc, u, threshold=huber, hypotheses=hypotheses) if t >= 3 and hypotheses > 0 else None
+    if w is None:
+        w = torch.ones(n, t, dtype=dt, device=dev)
+    a_t = m.transpose(-1, -2)  # (T, 6, 2)
+    params = torch.zeros(n, 6, dtype=dt, device=dev)
+    for _ in range(iterations):
+        jw = jc * w[..., None, None]
+        lhs = torch.einsum("tai,ntij,tjb->nab", a_t, jw, m)
+        rhs = torch.einsum("tai,ntij,ntj->na", a_t, jw, u)
+        # toward no motion, 1e-4 of the mean diagonal: above float32 round-off of a rank-one information
+        ridge = _RIDGE * lhs.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
+        lhs = lhs + ridge[:, None, None] * torch.eye(6, dtype=dt, device=dev)
+        params = torch.linalg.solve(lhs, rhs[..., None])[..., 0]
+        r = u - torch.einsum("tij,nj->nti", m, params)
+        maha = torch.einsum("nti,ntij,ntj->nt", r, jc, r).clamp_min(0.0).sqrt()
+        # redescending weights: 1 up to ``huber`` deviations, falling to 0 at twice that (a far outlier weighs
+        # nothing, as in Tukey's biweight)
+        w = (1.0 - ((maha - huber) / huber).clamp(0.0, 1.0).square()).square()
+    g = torch.einsum("tij,nj->nit", m, params)
+    return g.reshape(n, 2, ty, tx).to(flow.dtype)
+
+
+def _msac_inliers(
+    m: torch.Tensor, jc: torch.Tensor, u: torch.Tensor, *, threshold: float, hypotheses: int
+) -> torch.Tensor:
+    """(N, T) 0/1 weights: the tiles within ``threshold`` Mahalanobis deviations of the best of ``hypotheses``
+    affine motions, each fitted to three random tiles (a fixed seed), scored by the truncated quadratic loss
+    Σ min(d², threshold²) (MSAC, Torr & Zisserman 2000). ``m`` (T, 2, 6) the model rows, ``jc`` (N, T, 2, 2)
+    the information, ``u`` (N, T, 2) the tile motions."""
+    n, t = u.shape[:2]
+    dev, dt = u.device, u.dtype
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, t, (hypotheses, 3), generator=g).to(dev)
+    ms, js, us = m[idx], jc[:, idx], u[:, idx]  # (K, 3, 2, 6), (N, K, 3, 2, 2), (N, K, 3, 2)
+    lhs = torch.einsum("ksia,nksij,ksjb->nkab", ms, js, ms)
+    rhs = torch.einsum("ksia,nksij,nksj->nka", ms, js, us)
+    ridge = _RIDGE * lhs.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
+    lhs = lhs + ridge[..., None, None] * torch.eye(6, dtype=dt, device=dev)
+    params = torch.linalg.solve(lhs, rhs[..., None])[..., 0]  # (N, K, 6)
+    best = torch.empty(n, t, dtype=dt, device=dev)
+    for i in range(n):  # (K, T) residuals per frame: bounded memory
+        r = u[i][None] - torch.einsum("tij,kj->kti", m, params[i])
+        d2 = torch.einsum("kti,tij,ktj->kt", r, jc[i], r).clamp_min(0.0)
+        k = d2.clamp(max=threshold**2).sum(-1).argmin()
+        best[i] = d2[k]
+    return (best <= threshold**2).to(dt)
+
+
+def fuse_with_prior(
+    flow: torch.Tensor, info: torch.Tensor, prior: torch.Tensor, *, prior_std: float = 0.2
+) -> torch.Tensor:
+    """Per tile, the estimate (J + I/τ²)⁻¹ (J·u + g/τ²) that combines the tile's own motion u (..., 2, Ty, Tx)
+    of information J (..., 3, Ty, Tx) with a prior motion g (e.g. :func:`fit_global_motion`) of deviation
+    τ = ``prior_std`` px: a textured tile keeps its motion, a tile on one edge keeps the component across the
+    edge and takes the prior's along it, a flat tile takes the prior."""
+    p = 1.0 / prior_std**2
+    a, b, c = info[..., 0, :, :] + p, info[..., 1, :, :], info[..., 2, :, :] + p
+    ry = info[..., 0, :, :] * flow[..., 0, :, :] + b * flow[..., 1, :, :] + p * prior[..., 0, :, :]
+    rx = b * flow[..., 0, :, :] + info[..., 2, :, :] * flow[..., 1, :, :] + p * prior[..., 1, :, :]
+    dy, dx = _sym2_solve(a, b, c, ry, rx)
+    return torch.stack([dy, dx], -3)
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -723,7 +931,7 @@ def align_burst(
                 near = torch.minimum(torch.maximum(fp, f0 - _LK_NEAR), f0 + _LK_NEAR)
                 far = ((fp - near).abs() > 1e-6).any(1)
                 nf, ff = near.T.reshape(f.shape), fp.T.reshape(f.shape)
-                f = _better_match(ref_lk[0], lk[0], y0g, x0g, ts[0], nf, ff, far, margin=_FAR_MARGIN)
+                f = choose_better_match(ref_lk[0], lk[0], y0g, x0g, ts[0], nf, ff, far, margin=_FAR_MARGIN)
                 if min(grid) >= 7:  # regions a coarse level got wrong (on repeated patterns)
                     f = recheck_against_median(ref_lk[0], lk[0], y0g, x0g, ts[0], f, size=7)
                 if _LK_FULL > 0:  # finish on the raw-resolution grey image (raw px: twice the grey px)

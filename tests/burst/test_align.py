@@ -304,3 +304,74 @@ def test_align_bad_inputs():
         align_burst(make_burst(2, (16, 16), image=None).burst)
     with pytest.raises(InvalidParameter, match="device"):
         align_burst(s.burst, device="tpu")
+
+
+# ------------------------------------------------------------------------------------ motion models
+
+
+def _edge_grey(size, angle, shift=(0.0, 0.0), sigma=0.0):
+    from obscura.lab.charts.edge import render_edge
+
+    h, w = size
+    cov = render_edge(size, angle_deg=angle, centre=((w - 1) / 2 + shift[1], (h - 1) / 2 + shift[0]), sigma_px=sigma)
+    return torch.from_numpy(0.2 + 0.5 * cov).float()
+
+
+def test_tile_information_of_an_edge_is_across_it_only_and_of_a_flat_tile_none():
+    from obscura.burst.align import tile_information
+
+    ref = _edge_grey((64, 64), 0.0, sigma=0.7)  # a vertical edge: information in x only
+    alt = _edge_grey((64, 64), 0.0, (0.0, 0.3), sigma=0.7)
+    flow = torch.tensor([0.0, 0.3])[:, None, None].expand(2, 3, 3).contiguous()
+    info = tile_information(ref, alt, flow, tile_size=32, tile_stride=16, raw_var=1e-6)
+    jyy, jxy, jxx = info[:, 1, 1]
+    assert float(jxx) > 1e4 and float(jyy) < 1e-3 * float(jxx) and abs(float(jxy)) < 1e-3 * float(jxx)
+    g = torch.Generator().manual_seed(0)
+    flat_r = 0.3 + 1e-3 * torch.randn(64, 64, generator=g)
+    flat_a = 0.3 + 1e-3 * torch.randn(64, 64, generator=g)
+    info = tile_information(flat_r, flat_a, torch.zeros(2, 3, 3), tile_size=32, tile_stride=16, raw_var=4e-6)
+    assert float(info.abs().max()) < 1.0  # noise is not texture (the edge tile above: > 1e4)
+
+
+def test_global_motion_fit_recovers_an_affine_motion_despite_a_majority_of_outliers():
+    from obscura.burst.align import fit_global_motion
+
+    ty, tx = 9, 12
+    cy = torch.arange(ty, dtype=torch.float32) * 32 + 31.5
+    cx = torch.arange(tx, dtype=torch.float32) * 32 + 31.5
+    yy, xx = torch.meshgrid(cy, cx, indexing="ij")
+    true = torch.stack([1.2 + 0.002 * (xx - 200), -0.7 + 0.001 * (yy - 150) - 0.002 * (xx - 200)])
+    flow = true.clone()
+    g = torch.Generator().manual_seed(0)
+    bad = torch.rand(ty, tx, generator=g) < 0.55  # most tiles misled, each its own way
+    off = 1.5 + 2.5 * torch.rand(2, int(bad.sum()), generator=g)  # 1.5–4 px off, either way
+    flow[:, bad] += torch.where(torch.rand(2, int(bad.sum()), generator=g) < 0.5, -off, off)
+    info = torch.zeros(1, 3, ty, tx)
+    info[0, 0], info[0, 2] = 400.0, 400.0
+    prior = fit_global_motion(flow[None], info, (cy, cx))[0]
+    assert float((prior - true).abs().max()) < 0.02, float((prior - true).abs().max())
+
+
+def test_global_motion_of_parallel_edges_is_the_smallest_motion_and_fusion_keeps_the_measured_part():
+    """One straight edge everywhere (the aperture problem): the fit gives the motion across the edge only, and
+    fusing a tile that wandered along the edge keeps its across component and takes the prior along it."""
+    from obscura.burst.align import fit_global_motion, fuse_with_prior
+
+    a = math.radians(5.0)
+    n = torch.tensor([-math.sin(a), math.cos(a)])  # across the edge (y, x)
+    t = torch.tensor([math.cos(a), math.sin(a)])  # along it
+    ty, tx = 5, 6
+    true = torch.tensor([-0.4, 1.3])
+    g = torch.Generator().manual_seed(1)
+    along = torch.randn(ty, tx, generator=g) * 10  # what the search found along the edge: anything
+    flow = (true[:, None, None] + along[None] * t[:, None, None])[None]
+    j = 5e4 * torch.stack([n[0] * n[0], n[0] * n[1], n[1] * n[1]])[:, None, None].expand(3, ty, tx)[None]
+    cy, cx = torch.arange(ty) * 16.0 + 15.5, torch.arange(tx) * 16.0 + 15.5
+    prior = fit_global_motion(flow, j, (cy, cx))
+    want = float(true @ n) * n  # minimum norm: across component only
+    torch.testing.assert_close(prior[0, :, 2, 3], want, atol=0.02, rtol=0)
+    fused = fuse_with_prior(flow, j, prior, prior_std=0.2)[0]
+    across = (fused * n[:, None, None]).sum(0)
+    along_f = (fused * t[:, None, None]).sum(0)
+    assert float((across - true @ n).abs().max()) < 0.01
+    assert float(along_f.abs().max()) < 0.05

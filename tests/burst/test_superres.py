@@ -126,21 +126,81 @@ def test_flat_burst_every_bayer_pattern(cfa):
 
 def test_super_resolution_beats_single_frame_mtf50():
     """×2 from 16 frames vs one frame demosaiced (Menon 2007) and upscaled ×2 bicubic: the e-SFR MTF50 of the
-    edge (same output grid). Measured: single 0.221, SR 0.243 cycles/output pixel (+9.9 % with the estimated
-    motion; +30 % with the true shifts). The issue's +30 % is not met: this guards what is."""
+    edge (same output grid), with the estimated motion and the default options (robustness on), on three
+    handheld bursts. Measured: +31.9 %, +30.4 %, +32.5 % (0.221 → 0.292 cycles/output px on the first); +10 %
+    to +20 % before the motion along the edge came from the frame's global motion."""
     from obscura.burst.reference import normalized_frames
     from obscura.isp.demosaic import demosaic
     from obscura.lab.measure.sfr import esfr
 
-    burst, _ = edge_burst()
+    gains = []
+    for seed in (0, 1, 2):
+        burst, _ = edge_burst(seed=seed)
+        single = demosaic(normalized_frames(burst)[0], cfa="RGGB", method="menon2007")
+        up = F.interpolate(single[None], scale_factor=2, mode="bicubic", align_corners=False)[0]
+        sr = super_resolve(burst, scale=2.0, reference=0)
+        roi = (slice(None), slice(64, 192), slice(96, 160))
+        m_single, m_sr = esfr(up[roi]).mtf50, esfr(sr[roi]).mtf50
+        # the exact limit: a box pixel of 2 output pixels has MTF50 ≈ 0.30 cycles/pixel
+        assert m_sr < 0.31
+        gains.append(m_sr / m_single)
+    assert sum(gains) / len(gains) > 1.30, gains
+    assert min(gains) > 1.28, gains
+
+
+def zone_plate_burst(n=16, size=(128, 128), seed=0, f_max=0.4, a=2e-5, b=1e-7):
+    """A handheld burst of a neutral zone plate cos(k r²), pixel-integrated exactly (Fresnel integrals), whose
+    local frequency k·r/π reaches ``f_max`` cycles/px at r = h/2; returns the burst and k."""
+    from obscura.lab.charts.star import render_zone_plate
+
+    h, w = size
+    k = math.pi * f_max / (h / 2)
+    sh = _shifts(n, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    frames = []
+    for i in range(n):
+        cx, cy = (w - 1) / 2 + float(sh[i, 1]), (h - 1) / 2 + float(sh[i, 0])
+        y = 0.45 + 0.35 * torch.from_numpy(render_zone_plate((h, w), k=k, centre=(cx, cy)))
+        m = mosaic_rgb(torch.stack([gg * y for gg in GAINS]).float(), cfa="RGGB").double()
+        noisy = a * torch.poisson(m / a, generator=g) + math.sqrt(b) * torch.randn(
+            m.shape, generator=g, dtype=torch.float64
+        )
+        frames.append((noisy * 4000 + 100).round().clamp(0, 4095).float())
+    meta = RawMeta(
+        cfa="RGGB", black_level=(100.0,) * 4, white_level=4100.0, noise_profile=((a, b),) * 3, make="T", model="A"
+    )
+    return Burst(torch.stack(frames), (meta,) * n), k
+
+
+def _chroma_energy(img: torch.Tensor, k: float, f0: float, f1: float, raw_size: int) -> float:
+    """var(a*) + var(b*) of a white-balanced camera-RGB zone plate where its frequency is in [f0, f1)."""
+    from obscura.lab.measure.artifacts import colour_moire
+
+    lin = (img / torch.tensor(GAINS)[:, None, None]).clamp(0, 1)
+    hh, ww = lin.shape[-2:]
+    s = hh / raw_size
+    yy, xx = np.mgrid[0:hh, 0:ww]
+    f = k * np.hypot(yy - (hh - 1) / 2, xx - (ww - 1) / 2) / s / math.pi
+    return colour_moire(lin.numpy(), encoding="linear", region=(f >= f0) & (f < f1)).chroma_energy
+
+
+def test_super_resolution_removes_colour_moire_on_a_zone_plate():
+    """A neutral zone plate to 0.4 cycles/px (beyond the red and blue Nyquist of 0.25): one frame demosaiced
+    (Menon 2007) and upscaled makes false colour; ×2 from 16 frames, whose samples cover every colour at
+    every position, much less. Measured (var a* + var b*, bands 0–0.2, 0.2–0.3, 0.3–0.4 cycles/px, seed 0):
+    single 41.6 / 211 / 210; super-resolution 2.1 / 17.9 / 99.7 (before the raw-resolution structure tensor
+    and the global-motion prior: 11.7 / 156 / 263 on a harder plate where single gave 52 / 211 / 216)."""
+    from obscura.burst.reference import normalized_frames
+    from obscura.isp.demosaic import demosaic
+
+    burst, k = zone_plate_burst()
     single = demosaic(normalized_frames(burst)[0], cfa="RGGB", method="menon2007")
     up = F.interpolate(single[None], scale_factor=2, mode="bicubic", align_corners=False)[0]
-    sr = super_resolve(burst, scale=2.0, reference=0, robustness=False)
-    roi = (slice(None), slice(64, 192), slice(96, 160))
-    m_single, m_sr = esfr(up[roi]).mtf50, esfr(sr[roi]).mtf50
-    assert m_sr > 1.07 * m_single, (m_single, m_sr)
-    # the exact limit: a box pixel of 2 output pixels has MTF50 ≈ 0.30 cycles/pixel
-    assert m_sr < 0.31
+    sr = super_resolve(burst, scale=2.0, reference=0)
+    for f0, f1, ratio in ((0.0, 0.2, 0.15), (0.2, 0.3, 0.15), (0.3, 0.4, 0.7)):
+        e_single = _chroma_energy(up, k, f0, f1, 128)
+        e_sr = _chroma_energy(sr, k, f0, f1, 128)
+        assert e_sr < ratio * e_single, (f0, f1, e_single, e_sr)
 
 
 def test_frame_for_develop_and_metadata():

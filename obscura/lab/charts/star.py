@@ -126,11 +126,13 @@ def _fresnel_pixel(t: np.ndarray, k: float) -> np.ndarray:
     return ((c_hi - c_lo) + 1j * (s_hi - s_lo)) / a
 
 
-def render_zone_plate(size: tuple[int, int], *, k: float) -> np.ndarray:
-    """(H, W) float64: cos(k r²) about ((W − 1)/2, (H − 1)/2) averaged exactly over each pixel square."""
+def render_zone_plate(size: tuple[int, int], *, k: float, centre: tuple[float, float] | None = None) -> np.ndarray:
+    """(H, W) float64: cos(k r²) about ``centre`` = (x, y) (default ((W − 1)/2, (H − 1)/2); pixel (i, j) is
+    centred at x = j, y = i) averaged exactly over each pixel square."""
     h, w = size
-    ix = _fresnel_pixel(np.arange(w) - (w - 1) / 2.0, k)
-    iy = _fresnel_pixel(np.arange(h) - (h - 1) / 2.0, k)
+    cx, cy = ((w - 1) / 2.0, (h - 1) / 2.0) if centre is None else (float(centre[0]), float(centre[1]))
+    ix = _fresnel_pixel(np.arange(w) - cx, k)
+    iy = _fresnel_pixel(np.arange(h) - cy, k)
     return np.real(iy[:, None] * ix[None, :])
 
 
