@@ -60,6 +60,8 @@ __all__ = [
     "grey_noise_gains",
     "choose_better_match",
     "tile_information",
+    "tile_gradient_information",
+    "tile_residual",
     "fit_global_motion",
     "fuse_with_prior",
 ]
@@ -619,42 +621,34 @@ def grey_noise_gains(period: int, sigma: float) -> tuple[float, float, float]:
     return grad_var, pix_var, 1.0 / corr
 
 
-def tile_information(
+def tile_gradient_information(
     ref: torch.Tensor,
-    alt: torch.Tensor,
-    flow: torch.Tensor,
     *,
+    grid: tuple[int, int],
     tile_size: int,
     tile_stride: int,
     raw_var: torch.Tensor | float,
     period: int = 2,
     sigma: float = 1.0,
 ) -> torch.Tensor:
-    """Fisher information (3, Ty, Tx) = (Jyy, Jxy, Jxx) of each tile's motion estimate, in px⁻²: the tile's
-    gradient matrix Σ∇R∇Rᵀ less what the noise alone gives, over the mean squared residual of the match at
-    ``flow`` (2, Ty, Tx) (noise plus whatever the translation does not explain, e.g. aliasing): the inverse
-    covariance of a Lucas–Kanade estimate (Lucas & Kanade 1981; Simoncelli et al. 1991).
-
-    ``ref``, ``alt``: (h, w) grey images of :func:`raw_to_grey_full` (a ``period``-wide box of the mosaic), whose
-    raw samples have independent noise of variance ``raw_var`` (a number or a (Ty, Tx) map per tile); both are
-    blurred by ``sigma`` px first, so that the finite differences of a sharp, undersampled edge do not invent
-    information along it. Tile (i, j) covers rows i·tile_stride … + tile_size − 1. A tile on one straight edge
-    has information across the edge only; a flat one has none.
-    """
-    ty, tx = flow.shape[-2:]
+    """The reference side of :func:`tile_information` (3, Ty, Tx): each tile's gradient matrix Σ∇R∇Rᵀ of the
+    ``ref`` grey image blurred by ``sigma``, less what the noise alone gives (eigenvalues clamped at 0)."""
+    ty, tx = grid
     dev, dt = ref.device, ref.dtype
     if sigma > 0:
-        ref, alt = gaussian_blur(torch.stack([ref, alt]), sigma).unbind(0)
-    grad_gain, pix_gain, n_eff_ratio = grey_noise_gains(int(period), float(sigma))
-    y0 = (torch.arange(ty, device=dev) * tile_stride)[:, None].expand(ty, tx).reshape(-1)
-    x0 = (torch.arange(tx, device=dev) * tile_stride)[None, :].expand(ty, tx).reshape(-1)
+        ref = gaussian_blur(ref[None], sigma)[0]
+    grad_gain, _, n_eff_ratio = grey_noise_gains(int(period), float(sigma))
     gy = torch.zeros_like(ref)
     gx = torch.zeros_like(ref)
     gy[1:-1] = 0.5 * (ref[2:] - ref[:-2])
     gx[:, 1:-1] = 0.5 * (ref[:, 2:] - ref[:, :-2])
-    gy_t, gx_t = gather_tiles(gy, y0, x0, tile_size), gather_tiles(gx, y0, x0, tile_size)
-    hyy, hxy, hxx = gy_t.square().sum((1, 2)), (gy_t * gx_t).sum((1, 2)), gx_t.square().sum((1, 2))
-    rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).reshape(-1).clamp_min(0.0)
+    # tile sums of the gradient products: box sums with the tiles' stride (tiles past the border replicate it)
+    prods = torch.stack([gy * gy, gx * gy, gx * gx])[None]
+    need_h, need_w = (ty - 1) * tile_stride + tile_size, (tx - 1) * tile_stride + tile_size
+    prods = F.pad(prods, (0, max(0, need_w - prods.shape[-1]), 0, max(0, need_h - prods.shape[-2])), mode="replicate")
+    sums = F.avg_pool2d(prods, tile_size, stride=tile_stride)[0, :, :ty, :tx] * (tile_size * tile_size)
+    hyy, hxy, hxx = sums.unbind(0)
+    rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).clamp_min(0.0)
     # the noise's share of each diagonal term, and three deviations of its fluctuation (a sum of squares of
     # N_eff independent samples): what stays under that is noise, not texture
     npx = tile_size * tile_size
@@ -667,17 +661,61 @@ def tile_information(
     l2 = (half_tr - r - bias - _ALONG_SHARE * l1).clamp_min(0.0)
     theta = 0.5 * torch.atan2(2.0 * hxy, hyy - hxx)
     cy, cx = torch.cos(theta), torch.sin(theta)  # eigenvector of l1 in (y, x)
-    jyy = l1 * cy * cy + l2 * cx * cx
-    jxy = (l1 - l2) * cy * cx
-    jxx = l1 * cx * cx + l2 * cy * cy
+    return torch.stack([l1 * cy * cy + l2 * cx * cx, (l1 - l2) * cy * cx, l1 * cx * cx + l2 * cy * cy])
+
+
+def tile_residual(
+    ref: torch.Tensor,
+    alt: torch.Tensor,
+    flow: torch.Tensor,
+    *,
+    tile_size: int,
+    tile_stride: int,
+    raw_var: torch.Tensor | float,
+    period: int = 2,
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Mean squared residual (Ty, Tx) of each tile of the ``ref`` and ``alt`` grey images (both blurred by
+    ``sigma``) matched at ``flow`` (2, Ty, Tx), at least what the noise of the two frames alone gives."""
+    ty, tx = flow.shape[-2:]
+    dev, dt = ref.device, ref.dtype
+    if sigma > 0:
+        ref, alt = gaussian_blur(torch.stack([ref, alt]), sigma).unbind(0)
+    pix_gain = grey_noise_gains(int(period), float(sigma))[1]
+    y0 = (torch.arange(ty, device=dev) * tile_stride)[:, None].expand(ty, tx).reshape(-1)
+    x0 = (torch.arange(tx, device=dev) * tile_stride)[None, :].expand(ty, tx).reshape(-1)
     u = flow.reshape(2, -1).T.to(dt)
-    k = torch.arange(tile_size, device=dev, dtype=dt)
-    sy = (y0.to(dt)[:, None] + k)[:, :, None] + u[:, 0, None, None]
-    sx = (x0.to(dt)[:, None] + k)[:, None, :] + u[:, 1, None, None]
-    e = sample_bicubic(alt[None], sy.expand(-1, -1, tile_size), sx.expand(-1, tile_size, -1))[0]
-    e = e - gather_tiles(ref, y0, x0, tile_size)
-    resid = e.square().mean((1, 2)).clamp_min(2.0 * pix_gain * rv).clamp_min(1e-20)
-    return (torch.stack([jyy, jxy, jxx]) / resid).reshape(3, ty, tx)
+    e = shift_tiles(alt[None], y0, x0, tile_size, u)[:, 0] - gather_tiles(ref, y0, x0, tile_size)
+    rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).reshape(-1).clamp_min(0.0)
+    return e.square().mean((1, 2)).clamp_min(2.0 * pix_gain * rv).clamp_min(1e-20).reshape(ty, tx)
+
+
+def tile_information(
+    ref: torch.Tensor,
+    alt: torch.Tensor,
+    flow: torch.Tensor,
+    *,
+    tile_size: int,
+    tile_stride: int,
+    raw_var: torch.Tensor | float,
+    period: int = 2,
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Fisher information (3, Ty, Tx) = (Jyy, Jxy, Jxx) of each tile's motion estimate, in px⁻²: the tile's
+    gradient matrix Σ∇R∇Rᵀ less what the noise alone gives (:func:`tile_gradient_information`), over the mean
+    squared residual of the match at ``flow`` (2, Ty, Tx) (:func:`tile_residual`: noise plus whatever the
+    translation does not explain, e.g. aliasing): the inverse covariance of a Lucas–Kanade estimate (Lucas &
+    Kanade 1981; Simoncelli et al. 1991).
+
+    ``ref``, ``alt``: (h, w) grey images of :func:`raw_to_grey_full` (a ``period``-wide box of the mosaic), whose
+    raw samples have independent noise of variance ``raw_var`` (a number or a (Ty, Tx) map per tile); both are
+    blurred by ``sigma`` px first, so that the finite differences of a sharp, undersampled edge do not invent
+    information along it. Tile (i, j) covers rows i·tile_stride … + tile_size − 1. A tile on one straight edge
+    has information across the edge only; a flat one has none.
+    """
+    opts = {"tile_size": tile_size, "tile_stride": tile_stride, "raw_var": raw_var, "period": period, "sigma": sigma}
+    h = tile_gradient_information(ref, grid=tuple(flow.shape[-2:]), **opts)
+    return h / tile_residual(ref, alt, flow, **opts)
 
 
 def fit_global_motion(
@@ -696,80 +734,99 @@ def fit_global_motion(
     centres (rows (Ty,), cols (Tx,)). Weighted least squares with each tile's information, capped at
     1/``model_std``² (the model's own error: rotation, rolling shutter, parallax), started from the inliers
     of the best of ``hypotheses`` affine fits to three random tiles (MSAC, Torr & Zisserman 2000) and
-    iteratively reweighted from ``huber`` to 2·``huber`` deviations of Mahalanobis residual (Holland & Welsch 1977), so
-    that moving objects, and tiles that aliasing misled, do not pull it even where they are the majority.
-    A small ridge toward no motion settles the
-    directions no tile measures (a scene of parallel edges): there the fit gives the smallest motion
-    consistent with the tiles, the minimum-norm solution of the aperture problem (Horn & Schunck 1981).
+    iteratively reweighted from ``huber`` to 2·``huber`` deviations of Mahalanobis residual (Holland &
+    Welsch 1977), so that moving objects, and tiles that aliasing misled, do not pull it even where they are
+    the majority. A small ridge toward no motion settles the directions no tile measures (a scene of
+    parallel edges): there the fit gives the smallest motion consistent with the tiles, the minimum-norm
+    solution of the aperture problem (Horn & Schunck 1981).
     """
     n, _, ty, tx = flow.shape
     dev, dt = flow.device, torch.float64
     cy, cx = centres
-    yy = ((cy.to(dt) - cy.to(dt).mean()) / max(float(cy.max() - cy.min()), 1.0))[:, None].expand(ty, tx).reshape(-1)
-    xx = ((cx.to(dt) - cx.to(dt).mean()) / max(float(cx.max() - cx.min()), 1.0))[None, :].expand(ty, tx).reshape(-1)
-    t = ty * tx
-    # M_t (2 × 6): dy = p0 + p2·y + p3·x, dx = p1 + p4·y + p5·x
-    m = torch.zeros(t, 2, 6, dtype=dt, device=dev)
-    m[:, 0, 0] = 1
-    m[:, 1, 1] = 1
-    m[:, 0, 2], m[:, 0, 3], m[:, 1, 4], m[:, 1, 5] = yy, xx, yy, xx
-    u = flow.to(dt).reshape(n, 2, t).transpose(1, 2)  # (N, T, 2)
-    j = info.to(dt).reshape(n, 3, t)
-    jm = torch.stack([torch.stack([j[:, 0], j[:, 1]], -1), torch.stack([j[:, 1], j[:, 2]], -1)], -2)  # (N,T,2,2)
-    # an information of rank one (a straight edge) stays rank one: float32 round-off must not measure along it
-    lam, vec = torch.linalg.eigh(jm)
-    lam = torch.where(lam < 1e-5 * lam[..., 1:].clamp_min(0.0), torch.zeros_like(lam), lam)
-    jm = vec @ torch.diag_embed(lam) @ vec.transpose(-1, -2)
-    eye = torch.eye(2, dtype=dt, device=dev)
-    # cap: (J⁻¹ + τ²I)⁻¹ = J (I + τ² J)⁻¹
-    jc = jm @ torch.linalg.inv(eye + model_std**2 * jm)
-    jc = 0.5 * (jc + jc.transpose(-1, -2))
-    w = _msac_inliers(m, jc, u, threshold=huber, hypotheses=hypotheses) if t >= 3 and hypotheses > 0 else None
+    yy = ((cy.to(dev, dt) - cy.to(dev, dt).mean()) / max(float(cy.max() - cy.min()), 1.0))[:, None].expand(ty, tx)
+    xx = ((cx.to(dev, dt) - cx.to(dev, dt).mean()) / max(float(cx.max() - cx.min()), 1.0))[None, :].expand(ty, tx)
+    phi = torch.stack([torch.ones_like(yy), yy, xx], -1).reshape(-1, 3)  # (T, 3): dy = a·φ, dx = c·φ
+    t = phi.shape[0]
+    u = flow.to(dt).reshape(n, 2, t)
+    jc = _capped_information(info.to(dt).reshape(n, 3, t), model_std)  # (N, 3, T)
+    w = None
+    if t >= 3 and hypotheses > 0:
+        w = _msac_inliers(phi, jc, u, threshold=huber, hypotheses=hypotheses)
     if w is None:
         w = torch.ones(n, t, dtype=dt, device=dev)
-    a_t = m.transpose(-1, -2)  # (T, 6, 2)
     params = torch.zeros(n, 6, dtype=dt, device=dev)
     for _ in range(iterations):
-        jw = jc * w[..., None, None]
-        lhs = torch.einsum("tai,ntij,tjb->nab", a_t, jw, m)
-        rhs = torch.einsum("tai,ntij,ntj->na", a_t, jw, u)
-        # toward no motion, 1e-4 of the mean diagonal: above float32 round-off of a rank-one information
-        ridge = _RIDGE * lhs.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
-        lhs = lhs + ridge[:, None, None] * torch.eye(6, dtype=dt, device=dev)
-        params = torch.linalg.solve(lhs, rhs[..., None])[..., 0]
-        r = u - torch.einsum("tij,nj->nti", m, params)
-        maha = torch.einsum("nti,ntij,ntj->nt", r, jc, r).clamp_min(0.0).sqrt()
+        params = _solve_affine(phi, jc * w[:, None], u)
+        d2 = _mahalanobis2(u - _affine_at(phi, params), jc)
         # redescending weights: 1 up to ``huber`` deviations, falling to 0 at twice that (a far outlier weighs
         # nothing, as in Tukey's biweight)
-        w = (1.0 - ((maha - huber) / huber).clamp(0.0, 1.0).square()).square()
-    g = torch.einsum("tij,nj->nit", m, params)
-    return g.reshape(n, 2, ty, tx).to(flow.dtype)
+        w = (1.0 - ((d2.sqrt() - huber) / huber).clamp(0.0, 1.0).square()).square()
+    return _affine_at(phi, params).reshape(n, 2, ty, tx).to(flow.dtype)
+
+
+def _capped_information(j: torch.Tensor, model_std: float) -> torch.Tensor:
+    """(…, 3, T) information (Jyy, Jxy, Jxx) → (J⁻¹ + τ²I)⁻¹ = J (I + τ²J)⁻¹ with τ = ``model_std``, an
+    information of rank one (a straight edge) kept rank one (float32 round-off must not measure along it)."""
+    a, b, c = j.unbind(-2)
+    half_tr = 0.5 * (a + c)
+    r = torch.sqrt((0.5 * (a - c)).square() + b.square())
+    l1 = (half_tr + r).clamp_min(0.0)
+    l2 = (half_tr - r).clamp_min(0.0)
+    l2 = torch.where(l2 < 1e-5 * l1, torch.zeros_like(l2), l2)
+    theta = 0.5 * torch.atan2(2.0 * b, a - c)
+    ey, ex = torch.cos(theta), torch.sin(theta)
+    t2 = model_std * model_std
+    l1, l2 = l1 / (1.0 + t2 * l1), l2 / (1.0 + t2 * l2)
+    return torch.stack([l1 * ey * ey + l2 * ex * ex, (l1 - l2) * ey * ex, l1 * ex * ex + l2 * ey * ey], -2)
+
+
+def _solve_affine(phi: torch.Tensor, jw: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Weighted least-squares affine motions (N, 6) = (a, c) with dy = a·φ, dx = c·φ, for tiles of basis φ
+    (T, 3), weighted information ``jw`` (N, 3, T) and motions ``u`` (N, 2, T); with the ridge toward 0."""
+    n = u.shape[0]
+    pp = (phi[:, :, None] * phi[:, None, :]).reshape(-1, 9)  # (T, 9)
+    blocks = (jw @ pp).reshape(n, 3, 3, 3)  # Σ J·· φφᵀ for Jyy, Jxy, Jxx
+    lhs = torch.cat([torch.cat([blocks[:, 0], blocks[:, 1]], -1), torch.cat([blocks[:, 1], blocks[:, 2]], -1)], -2)
+    ry = (jw[:, 0] * u[:, 0] + jw[:, 1] * u[:, 1]) @ phi
+    rx = (jw[:, 1] * u[:, 0] + jw[:, 2] * u[:, 1]) @ phi
+    rhs = torch.cat([ry, rx], -1)
+    # toward no motion, _RIDGE of the mean diagonal
+    ridge = _RIDGE * lhs.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
+    lhs = lhs + ridge[:, None, None] * torch.eye(6, dtype=lhs.dtype, device=lhs.device)
+    return torch.linalg.solve(lhs, rhs[..., None])[..., 0]
+
+
+def _affine_at(phi: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Affine motions (N, 6) at tiles of basis φ (T, 3) → (N, 2, T)."""
+    return torch.stack([params[:, :3] @ phi.T, params[:, 3:] @ phi.T], 1)
+
+
+def _mahalanobis2(r: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """rᵀ J r for residuals (…, 2, T) and information (…, 3, T) → (…, T)."""
+    ry, rx = r.unbind(-2)
+    return (j[..., 0, :] * ry * ry + 2.0 * j[..., 1, :] * ry * rx + j[..., 2, :] * rx * rx).clamp_min(0.0)
 
 
 def _msac_inliers(
-    m: torch.Tensor, jc: torch.Tensor, u: torch.Tensor, *, threshold: float, hypotheses: int
+    phi: torch.Tensor, jc: torch.Tensor, u: torch.Tensor, *, threshold: float, hypotheses: int
 ) -> torch.Tensor:
     """(N, T) 0/1 weights: the tiles within ``threshold`` Mahalanobis deviations of the best of ``hypotheses``
     affine motions, each fitted to three random tiles (a fixed seed), scored by the truncated quadratic loss
-    Σ min(d², threshold²) (MSAC, Torr & Zisserman 2000). ``m`` (T, 2, 6) the model rows, ``jc`` (N, T, 2, 2)
-    the information, ``u`` (N, T, 2) the tile motions."""
-    n, t = u.shape[:2]
-    dev, dt = u.device, u.dtype
+    Σ min(d², threshold²) over at most 8192 tiles (MSAC, Torr & Zisserman 2000). ``phi`` (T, 3) the tiles'
+    affine basis, ``jc`` (N, 3, T) their information, ``u`` (N, 2, T) their motions."""
+    n, _, t = u.shape
     g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, t, (hypotheses, 3), generator=g).to(dev)
-    ms, js, us = m[idx], jc[:, idx], u[:, idx]  # (K, 3, 2, 6), (N, K, 3, 2, 2), (N, K, 3, 2)
-    lhs = torch.einsum("ksia,nksij,ksjb->nkab", ms, js, ms)
-    rhs = torch.einsum("ksia,nksij,nksj->nka", ms, js, us)
-    ridge = _RIDGE * lhs.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
-    lhs = lhs + ridge[..., None, None] * torch.eye(6, dtype=dt, device=dev)
-    params = torch.linalg.solve(lhs, rhs[..., None])[..., 0]  # (N, K, 6)
-    best = torch.empty(n, t, dtype=dt, device=dev)
-    for i in range(n):  # (K, T) residuals per frame: bounded memory
-        r = u[i][None] - torch.einsum("tij,kj->kti", m, params[i])
-        d2 = torch.einsum("kti,tij,ktj->kt", r, jc[i], r).clamp_min(0.0)
-        k = d2.clamp(max=threshold**2).sum(-1).argmin()
-        best[i] = d2[k]
-    return (best <= threshold**2).to(dt)
+    idx = torch.randint(0, t, (hypotheses, 3), generator=g).to(u.device)
+    params = torch.stack([_solve_affine(phi[idx[k]], jc[:, :, idx[k]], u[:, :, idx[k]]) for k in range(hypotheses)], 1)
+    score_idx = torch.randperm(t, generator=g)[:8192].to(u.device) if t > 8192 else slice(None)
+    ps, js, us = phi[score_idx], jc[:, :, score_idx], u[:, :, score_idx]
+    out = torch.empty(n, t, dtype=u.dtype, device=u.device)
+    for i in range(n):  # (K, T') residuals per frame: bounded memory
+        model = torch.stack([params[i, :, :3] @ ps.T, params[i, :, 3:] @ ps.T], 1)  # (K, 2, T')
+        d2 = _mahalanobis2(us[i][None] - model, js[i][None])
+        best = params[i, d2.clamp(max=threshold**2).sum(-1).argmin()]
+        out[i] = (_mahalanobis2(u[i] - _affine_at(phi, best[None])[0], jc[i]) <= threshold**2).to(u.dtype)
+    return out
 
 
 def fuse_with_prior(

@@ -49,7 +49,8 @@ from obscura.burst.align import (
     grey_noise_gains,
     raw_to_grey_full,
     sample_bicubic,
-    tile_information,
+    tile_gradient_information,
+    tile_residual,
 )
 from obscura.burst.reference import check_burst, normalized_frames, pick_reference
 from obscura.core.cfa import cfa_index_map, cfa_masks, cfa_period
@@ -167,12 +168,12 @@ def regularize_flow(
     level = F.avg_pool2d(grey[ref][None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
     level = F.pad(level, (0, tx - level.shape[-1], 0, ty - level.shape[-2]), mode="replicate")[0, 0]
     raw_var = noise[:, 0].mean() * level.clamp_min(0.0) + noise[:, 1].mean()
+    opts = {"tile_size": ts, "tile_stride": st, "raw_var": raw_var, "period": period}
+    h_ref = tile_gradient_information(grey[ref], grid=(ty, tx), **opts)  # the reference's side, once
     info = torch.zeros(n, 3, ty, tx, dtype=flow.dtype, device=flow.device)
     for i in range(n):
         if i != ref:
-            info[i] = tile_information(
-                grey[ref], grey[i], flow[i], tile_size=ts, tile_stride=st, raw_var=raw_var, period=period
-            )
+            info[i] = h_ref / tile_residual(grey[ref], grey[i], flow[i], **opts)
     centres = alignment.tile_centers
     prior = fit_global_motion(flow, info, (centres[0].to(flow.device), centres[1].to(flow.device)))
     # a tile far from its frame's motion (beyond 3 deviations of its own estimate and the model's) is either
