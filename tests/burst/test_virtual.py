@@ -313,8 +313,6 @@ def test_super_resolution_on_the_virtual_phone_camera():
     burst +10.3 % (vertical edge) and +15.8 % (horizontal), the same with the true motion (+11.5 %, +15.9 %:
     the optics limit it, not the alignment); over three hand-shake seeds, with and without vignetting, −3 % to
     +16 % per edge (single-frame MTF50 itself varies by ±8 % with the noise and the edge phase)."""
-    import dataclasses
-
     from obscura.burst.superres import super_resolve
     from obscura.isp.demosaic import demosaic
     from obscura.lab.charts.edge import slanted_edge_chart
