@@ -162,43 +162,43 @@ def regularize_flow(
     """
     n = x.shape[0]
     period = cfa_period(cfa)
-    grey = raw_to_grey_full(x, cfa)  # one CFA period around every pixel: colour-free, full resolution
     ts, st = alignment.tile_size, alignment.tile_stride
     ty, tx = flow.shape[-2:]
-    level = F.avg_pool2d(grey[ref][None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
+    dev = flow.device
+    # one CFA period around every pixel: colour-free, full resolution; one frame at a time (bounded memory)
+    grey_ref = raw_to_grey_full(x[ref : ref + 1], cfa)[0]
+    level = F.avg_pool2d(grey_ref[None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
     level = F.pad(level, (0, tx - level.shape[-1], 0, ty - level.shape[-2]), mode="replicate")[0, 0]
     raw_var = noise[:, 0].mean() * level.clamp_min(0.0) + noise[:, 1].mean()
     opts = {"tile_size": ts, "tile_stride": st, "raw_var": raw_var, "period": period}
-    h_ref = tile_gradient_information(grey[ref], grid=(ty, tx), **opts)  # the reference's side, once
-    info = torch.zeros(n, 3, ty, tx, dtype=flow.dtype, device=flow.device)
-    for i in range(n):
-        if i != ref:
-            info[i] = h_ref / tile_residual(grey[ref], grey[i], flow[i], **opts)
-    centres = alignment.tile_centers
-    prior = fit_global_motion(flow, info, (centres[0].to(flow.device), centres[1].to(flow.device)))
-    # a tile far from its frame's motion (beyond 3 deviations of its own estimate and the model's) is either
-    # on a moving object or was misled by aliasing (a fine pattern that the half-resolution search sees
-    # moving the wrong way): keep the global motion where it matches the tile at least as well
-    r = flow - prior
+    h_ref = tile_gradient_information(grey_ref, grid=(ty, tx), **opts)  # the reference's side, once
+    blurred_ref = gaussian_blur(grey_ref[None], 1.0)[0]
+    centres = tuple(c.to(dev) for c in alignment.tile_centers)
+    y0 = (torch.arange(ty, device=dev) * st)[:, None].expand(ty, tx).reshape(-1)
+    x0 = (torch.arange(tx, device=dev) * st)[None, :].expand(ty, tx).reshape(-1)
     cap = 1.0 / (prior_std * prior_std)
-    jyy, jxy, jxx = (info[:, k] * cap / (info[:, k] + cap) for k in range(3))  # rough per-axis cap
-    maha = jyy * r[:, 0] ** 2 + 2 * jxy * r[:, 0] * r[:, 1] + jxx * r[:, 1] ** 2
-    far = (maha > 9.0) | ((r.abs() > 1.0).any(1))
-    if bool(far.any()):
-        blurred = gaussian_blur(grey, 1.0)
-        y0 = (torch.arange(ty, device=flow.device) * st)[:, None].expand(ty, tx).reshape(-1)
-        x0 = (torch.arange(tx, device=flow.device) * st)[None, :].expand(ty, tx).reshape(-1)
-        flow = flow.clone()
-        for i in range(n):
-            if i != ref and bool(far[i].any()):
-                better = choose_better_match(
-                    blurred[ref], blurred[i], y0, x0, ts, flow[i], prior[i], far[i].reshape(-1)
-                )
-                took = (better != flow[i]).any(0)
-                flow[i] = better
-                info[i][:, took] = 0.0
-    out = fuse_with_prior(flow, info, prior, prior_std=prior_std)
-    out[ref] = 0.0
+    out = torch.zeros_like(flow)
+    for i in range(n):
+        if i == ref:
+            continue
+        grey_i = raw_to_grey_full(x[i : i + 1], cfa)[0]
+        f = flow[i]
+        info = h_ref / tile_residual(grey_ref, grey_i, f, **opts)
+        prior = fit_global_motion(f[None], info[None], centres)[0]
+        # a tile far from its frame's motion (beyond 3 deviations of its own estimate and the model's, or a
+        # pixel off) is either on a moving object or was misled by aliasing (a fine pattern that the
+        # half-resolution search sees moving the wrong way): take the global motion where it matches the tile
+        # at least as well
+        r = f - prior
+        jyy, jxy, jxx = (info[k] * cap / (info[k] + cap) for k in range(3))  # roughly capped like the fit's
+        maha = jyy * r[0] ** 2 + 2 * jxy * r[0] * r[1] + jxx * r[1] ** 2
+        far = ((maha > 9.0) | (r.abs() > 1.0).any(0)).reshape(-1)
+        if bool(far.any()):
+            blurred_i = gaussian_blur(grey_i[None], 1.0)[0]
+            better = choose_better_match(blurred_ref, blurred_i, y0, x0, ts, f, prior, far)
+            info = torch.where((better != f).any(0)[None], torch.zeros_like(info), info)
+            f = better
+        out[i] = fuse_with_prior(f, info, prior, prior_std=prior_std)
     return out
 
 
