@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from obscura.burst.reference import check_burst, normalized_frames, pick_reference
+from obscura.burst.reference import check_burst, noise_profile_rgb, normalized_frames, pick_reference
 from obscura.core.cfa import cfa_period
 from obscura.core.device import resolve_device
 from obscura.core.errors import InvalidParameter, ShapeError
@@ -64,6 +64,7 @@ __all__ = [
     "tile_residual",
     "fit_global_motion",
     "fuse_with_prior",
+    "regularize_flow",
 ]
 
 _DEFAULT_FACTORS = (1, 2, 4, 4)
@@ -72,7 +73,8 @@ _DEFAULT_RADII = (1, 4, 4, 4)
 _CHUNK = 1 << 22  # elements per batched distance computation (bounded memory)
 _LK_SIGMA = 0.7
 _LK_SIGMA_COARSE = 1.5
-_LK_COARSE = 1  # iterations on a more blurred grey image first (fewer whole-pixel outliers on the 12 MP burst)
+_LK_COARSE = 1  # iterations on a more blurred grey image first (fewer whole-pixel outliers; 3 gave the same
+# 12 MP accuracy after the raw-resolution finish, at +2 s)
 _LK_SIGMA_FULL = 0.5  # raw px: blur of the raw-resolution grey image for the last iterations …
 _LK_FULL = 1  # … their number (measured: 1 gets most of the gain, 2 adds ≈ 0.002 px at 1.6× the LK time) …
 _LK_FULL_BOUND = 0.5  # … and how far (raw px) they may move from the half-resolution estimate
@@ -844,6 +846,87 @@ def fuse_with_prior(
     return torch.stack([dy, dx], -3)
 
 
+def regularize_flow(
+    burst: Burst,
+    flow: torch.Tensor,
+    *,
+    tile_size: int,
+    tile_stride: int,
+    reference: int,
+    noise: torch.Tensor,
+    prior_std: float = 0.2,
+) -> torch.Tensor:
+    """The tile motion ``flow`` (N, 2, Ty, Tx) of ``burst`` (tiles of ``tile_size`` every ``tile_stride`` raw px)
+    with what each tile does not measure taken from its frame's global affine motion (:func:`tile_information`,
+    :func:`fit_global_motion`, :func:`fuse_with_prior`), which a tile may leave by about ``prior_std`` px
+    where it does measure it; ``noise`` (3, 2) is the per-colour (a, b) of the normalized raw
+    (:func:`obscura.burst.reference.noise_profile_rgb`). Frames are read one at a time.
+
+    A flat tile takes the global motion, a tile on one straight edge keeps the component across the edge and
+    takes the one along it, a textured tile keeps its own; a tile a pixel or more off the model takes the model
+    where it matches as well (aliasing misled it) and keeps its own where it matches better (a moving object).
+
+    Super-resolution needs this: kernel regression gathers each frame's samples in a 3×3 window around where
+    an output pixel lands, so a tile on a straight edge needs its motion along the edge right too, although
+    the match cannot see it: the coarse search leaves it wherever noise put it, often many pixels off, and
+    then every frame lands on the same columns and the burst's sub-pixel diversity across the edge is lost
+    (measured on a 5° edge: MTF50 gain over one frame +12 % with the search's motion, +32 % with the true or
+    the fitted one). On the 12 MP virtual-camera burst it also brings the textured tiles from 0.124 to 0.113
+    px RMS (``prior_std`` 0.1) and all tiles from 0.57 to 0.14 px.
+    """
+    n = burst.data.shape[0]
+    cfa = burst.metas[0].cfa
+    ref = reference
+    period = cfa_period(cfa)
+    ts, st = tile_size, tile_stride
+    ty, tx = flow.shape[-2:]
+    dev = flow.device
+
+    # one CFA period around every pixel: colour-free, full resolution; one frame at a time (bounded memory)
+    def grey_of(i: int) -> torch.Tensor:
+        one = Burst(burst.data[i : i + 1], (burst.metas[i],))
+        return raw_to_grey_full(normalized_frames(one, device=dev), cfa)[0]
+
+    grey_ref = grey_of(ref)
+    level = F.avg_pool2d(grey_ref[None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
+    level = F.pad(level, (0, tx - level.shape[-1], 0, ty - level.shape[-2]), mode="replicate")[0, 0]
+    raw_var = noise[:, 0].mean() * level.clamp_min(0.0) + noise[:, 1].mean()
+    opts = {"tile_size": ts, "tile_stride": st, "raw_var": raw_var, "period": period}
+    h_ref = tile_gradient_information(grey_ref, grid=(ty, tx), **opts)  # the reference's side, once
+    blurred_ref = gaussian_blur(grey_ref[None], 1.0)[0]
+    half = (ts - 1) / 2
+    centres = (
+        torch.arange(ty, device=dev, dtype=torch.float32) * st + half,
+        torch.arange(tx, device=dev, dtype=torch.float32) * st + half,
+    )
+    y0 = (torch.arange(ty, device=dev) * st)[:, None].expand(ty, tx).reshape(-1)
+    x0 = (torch.arange(tx, device=dev) * st)[None, :].expand(ty, tx).reshape(-1)
+    cap = 1.0 / (prior_std * prior_std)
+    out = torch.zeros_like(flow)
+    for i in range(n):
+        if i == ref:
+            continue
+        grey_i = grey_of(i)
+        f = flow[i]
+        info = h_ref / tile_residual(grey_ref, grey_i, f, **opts)
+        prior = fit_global_motion(f[None], info[None], centres)[0]
+        # a tile far from its frame's motion (beyond 3 deviations of its own estimate and the model's, or a
+        # pixel off) is either on a moving object or was misled by aliasing (a fine pattern that the
+        # half-resolution search sees moving the wrong way): take the global motion where it matches the tile
+        # at least as well
+        r = f - prior
+        jyy, jxy, jxx = (info[k] * cap / (info[k] + cap) for k in range(3))  # roughly capped like the fit's
+        maha = jyy * r[0] ** 2 + 2 * jxy * r[0] * r[1] + jxx * r[1] ** 2
+        far = ((maha > 9.0) | (r.abs() > 1.0).any(0)).reshape(-1)
+        if bool(far.any()):
+            blurred_i = gaussian_blur(grey_i[None], 1.0)[0]
+            better = choose_better_match(blurred_ref, blurred_i, y0, x0, ts, f, prior, far)
+            info = torch.where((better != f).any(0)[None], torch.zeros_like(info), info)
+            f = better
+        out[i] = fuse_with_prior(f, info, prior, prior_std=prior_std)
+    return out
+
+
 # ------------------------------------------------------------------------------------ driver
 
 
@@ -926,6 +1009,7 @@ def align_burst(
     search_radii: Sequence[int] | None = None,
     factors: Sequence[int] | None = None,
     lk_iterations: int = 1,
+    motion_prior: float | None = None,
     device: torch.device | str | None = None,
 ) -> Alignment:
     """Per-tile motion of every frame of ``burst`` against the reference (Hasinoff et al. 2016).
@@ -934,8 +1018,10 @@ def align_burst(
     coarser one, ``factors[0] = 1``) are given per pyramid level, finest first, in grey-image pixels
     (half the raw resolution); defaults (16, 16, 16, 8), (1, 4, 4, 4) and (1, 2, 4, 4). The reference
     defaults to :func:`pick_reference`. ``lk_iterations`` Lucas–Kanade iterations on the half-resolution
-    grey image are followed by one on the raw-resolution grey image (0: integer motion only). Returns an
-    :class:`Alignment` in raw pixels.
+    grey image are followed by one on the raw-resolution grey image (0: integer motion only).
+    ``motion_prior`` (px, e.g. 0.1): take what each tile does not measure from its frame's global affine
+    motion, which a tile may leave by about that much where it does (:func:`regularize_flow`; None: off,
+    the tiles' own motion). Returns an :class:`Alignment` in raw pixels.
     """
     b = check_burst(burst)
     if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 8:
@@ -947,6 +1033,12 @@ def align_burst(
     fac = _ints("factors", factors, _DEFAULT_FACTORS, levels, 1)
     if fac[0] != 1:
         raise InvalidParameter(f"factors[0] must be 1 (the finest level is the grey image); got {fac!r}")
+    if motion_prior is not None and (
+        isinstance(motion_prior, bool)
+        or not isinstance(motion_prior, (int, float))
+        or not 0.0 < float(motion_prior) <= 100.0
+    ):
+        raise InvalidParameter(f"motion_prior must be None or a number of px in (0, 100]; got {motion_prior!r}")
     ref = pick_reference(b) if reference is None else pick_reference(b, index=reference)
     dev = resolve_device(device, like=b.data)
     n, h, w = b.data.shape
@@ -998,6 +1090,11 @@ def align_burst(
                 if _FINAL_MEDIAN > 0 and min(grid) >= 3:
                     f = median_filter_flow(f, threshold=_FINAL_MEDIAN)
             flow[i] = 2.0 * f  # grey pixels → raw pixels
+        if motion_prior is not None and n > 1 and min(grid) >= 2:
+            one = Burst(b.data[ref : ref + 1], (b.metas[ref],))
+            noise = noise_profile_rgb(b, ref, normalized_frames(one, device=dev)[0])
+            opts = {"tile_size": 2 * ts[0], "tile_stride": 2 * max(1, ts[0] // 2), "reference": ref}
+            flow = regularize_flow(b, flow, noise=noise, prior_std=float(motion_prior), **opts)
     return Alignment(flow=flow, tile_size=2 * ts[0], tile_stride=2 * max(1, ts[0] // 2), reference=ref, size=(h, w))
 
 

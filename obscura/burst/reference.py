@@ -126,3 +126,22 @@ def pick_reference(burst: Burst | Sequence[RawFrame], *, k: int = 3, index: int 
     with torch.no_grad():
         s = green_sharpness(normalized_frames(sub), b.metas[0].cfa)
     return int(torch.argmax(s))
+
+
+def noise_profile_rgb(b: Burst, ref: int, x_ref: torch.Tensor) -> torch.Tensor:
+    """(3, 2) per-colour (a, b) of variance a·x + b in normalized units: the reference frame's NoiseProfile, else
+    estimated from its normalized mosaic ``x_ref`` (H, W); on ``x_ref``'s device."""
+    prof = b.metas[ref].noise_profile
+    if not prof:
+        from obscura.burst.merge import estimate_burst_noise
+
+        prof = estimate_burst_noise(x_ref, b.metas[ref].cfa)
+    p = [tuple(float(v) for v in q) for q in prof]
+    if len(p) == 1:
+        p = p * 3
+    elif len(p) != 3:  # per CFA site: the first site of each colour
+        from obscura.core.cfa import channel_of_sites
+
+        sites = channel_of_sites(b.metas[ref].cfa)
+        p = [p[sites.index(c)] if len(p) == len(sites) else p[0] for c in range(3)]
+    return torch.tensor(p, dtype=torch.float32, device=x_ref.device)

@@ -41,18 +41,14 @@ from torch.nn import functional as F  # noqa: N812
 from obscura.burst.align import (
     Alignment,
     align_burst,
-    choose_better_match,
-    fit_global_motion,
-    fuse_with_prior,
     gather_tiles,
     gaussian_blur,
     grey_noise_gains,
     raw_to_grey_full,
+    regularize_flow,
     sample_bicubic,
-    tile_gradient_information,
-    tile_residual,
 )
-from obscura.burst.reference import check_burst, normalized_frames, pick_reference
+from obscura.burst.reference import check_burst, noise_profile_rgb, normalized_frames, pick_reference
 from obscura.core.cfa import cfa_index_map, cfa_masks, cfa_period
 from obscura.core.device import resolve_device
 from obscura.core.errors import InvalidParameter, ShapeError
@@ -63,7 +59,6 @@ from obscura.core.validate import check_number
 __all__ = [
     "SR_KERNELS",
     "refine_flow_damped",
-    "regularize_flow",
     "structure_tensor",
     "anisotropic_kernels",
     "isotropic_kernels",
@@ -137,69 +132,6 @@ def refine_flow_damped(
         u = u0 + (u + d - u0).clamp(-bound, bound)
     del h, w
     return u.T.reshape(2, ty, tx)
-
-
-def regularize_flow(
-    x: torch.Tensor,
-    cfa: str,
-    flow: torch.Tensor,
-    alignment: Alignment,
-    ref: int,
-    noise: torch.Tensor,
-    *,
-    prior_std: float = 0.2,
-) -> torch.Tensor:
-    """The tile motion (N, 2, Ty, Tx) of normalized mosaics ``x`` (N, H, W) of CFA ``cfa`` with the component
-    each tile does not measure taken from its frame's global affine motion
-    (:func:`obscura.burst.align.fit_global_motion`, :func:`obscura.burst.align.fuse_with_prior`; ``noise``
-    (3, 2) the per-colour (a, b)).
-
-    Kernel regression gathers each frame's samples in a 3×3 window around where an output pixel lands, so a
-    tile on a straight edge needs its motion along the edge right too, although the match cannot see it:
-    the coarse search leaves it wherever noise put it, often many pixels off, and then every frame lands
-    on the same columns and the burst's sub-pixel diversity across the edge is lost (measured on a 5° edge:
-    MTF50 gain over one frame +12 % with the search's motion, +32 % with the true or the fitted one).
-    """
-    n = x.shape[0]
-    period = cfa_period(cfa)
-    ts, st = alignment.tile_size, alignment.tile_stride
-    ty, tx = flow.shape[-2:]
-    dev = flow.device
-    # one CFA period around every pixel: colour-free, full resolution; one frame at a time (bounded memory)
-    grey_ref = raw_to_grey_full(x[ref : ref + 1], cfa)[0]
-    level = F.avg_pool2d(grey_ref[None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
-    level = F.pad(level, (0, tx - level.shape[-1], 0, ty - level.shape[-2]), mode="replicate")[0, 0]
-    raw_var = noise[:, 0].mean() * level.clamp_min(0.0) + noise[:, 1].mean()
-    opts = {"tile_size": ts, "tile_stride": st, "raw_var": raw_var, "period": period}
-    h_ref = tile_gradient_information(grey_ref, grid=(ty, tx), **opts)  # the reference's side, once
-    blurred_ref = gaussian_blur(grey_ref[None], 1.0)[0]
-    centres = tuple(c.to(dev) for c in alignment.tile_centers)
-    y0 = (torch.arange(ty, device=dev) * st)[:, None].expand(ty, tx).reshape(-1)
-    x0 = (torch.arange(tx, device=dev) * st)[None, :].expand(ty, tx).reshape(-1)
-    cap = 1.0 / (prior_std * prior_std)
-    out = torch.zeros_like(flow)
-    for i in range(n):
-        if i == ref:
-            continue
-        grey_i = raw_to_grey_full(x[i : i + 1], cfa)[0]
-        f = flow[i]
-        info = h_ref / tile_residual(grey_ref, grey_i, f, **opts)
-        prior = fit_global_motion(f[None], info[None], centres)[0]
-        # a tile far from its frame's motion (beyond 3 deviations of its own estimate and the model's, or a
-        # pixel off) is either on a moving object or was misled by aliasing (a fine pattern that the
-        # half-resolution search sees moving the wrong way): take the global motion where it matches the tile
-        # at least as well
-        r = f - prior
-        jyy, jxy, jxx = (info[k] * cap / (info[k] + cap) for k in range(3))  # roughly capped like the fit's
-        maha = jyy * r[0] ** 2 + 2 * jxy * r[0] * r[1] + jxx * r[1] ** 2
-        far = ((maha > 9.0) | (r.abs() > 1.0).any(0)).reshape(-1)
-        if bool(far.any()):
-            blurred_i = gaussian_blur(grey_i[None], 1.0)[0]
-            better = choose_better_match(blurred_ref, blurred_i, y0, x0, ts, f, prior, far)
-            info = torch.where((better != f).any(0)[None], torch.zeros_like(info), info)
-            f = better
-        out[i] = fuse_with_prior(f, info, prior, prior_std=prior_std)
-    return out
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -433,25 +365,6 @@ def normalize_accumulation(accumulator: torch.Tensor, *, eps: float = 1e-30) -> 
 # ------------------------------------------------------------------------------------ driver
 
 
-def _noise_profile(b: Burst, ref: int, x_ref: torch.Tensor) -> torch.Tensor:
-    """(3, 2) per-colour (a, b) of variance a·x + b in normalized units: the reference's NoiseProfile, else
-    estimated from its mosaic."""
-    prof = b.metas[ref].noise_profile
-    if not prof:
-        from obscura.burst.merge import estimate_burst_noise
-
-        prof = estimate_burst_noise(x_ref, b.metas[ref].cfa)
-    p = [tuple(float(v) for v in q) for q in prof]
-    if len(p) == 1:
-        p = p * 3
-    elif len(p) != 3:  # per CFA site: the first site of each colour
-        from obscura.core.cfa import channel_of_sites
-
-        sites = channel_of_sites(b.metas[ref].cfa)
-        p = [p[sites.index(c)] if len(p) == len(sites) else p[0] for c in range(3)]
-    return torch.tensor(p, dtype=torch.float32, device=x_ref.device)
-
-
 def _check_alignment(alignment: Alignment, n: int, size: tuple[int, int]) -> None:
     if not isinstance(alignment, Alignment):
         raise InvalidParameter(f"alignment must be an obscura.burst.align.Alignment; got {type(alignment).__name__}")
@@ -603,11 +516,19 @@ def _super_resolve(
                     for i in range(n)
                 ]
             )
-        noise = _noise_profile(b, ref, x[ref])
+        noise = noise_profile_rgb(b, ref, x[ref])
         na, nb = noise[:, 0], noise[:, 1]
         if regularize and n > 1 and min(flow_tiles.shape[-2:]) >= 2:
             say("motion model")
-            flow_tiles = regularize_flow(x, cfa, flow_tiles, alignment, ref, noise, prior_std=prior_std)
+            flow_tiles = regularize_flow(
+                b,
+                flow_tiles,
+                tile_size=alignment.tile_size,
+                tile_stride=alignment.tile_stride,
+                reference=ref,
+                noise=noise,
+                prior_std=prior_std,
+            )
 
         say("kernels")
         rgb_half = half_res_rgb(x, cfa)  # (N, 3, h/2, w/2)
@@ -700,7 +621,7 @@ def super_resolve_frame(burst: Burst | Sequence[RawFrame], **options: Any) -> Ra
         crop = (x0, y0, max(1, min(wo - x0, round(cw * fx))), max(1, min(ho - y0, round(ch * fy))))
     prof = None
     if m.noise_profile:
-        base = _noise_profile(b, ref, torch.zeros(2, 2)).cpu()
+        base = noise_profile_rgb(b, ref, torch.zeros(2, 2)).cpu()
         f = var_factor.cpu()
         prof = tuple((float(base[c, 0] * f[c]), float(base[c, 1] * f[c])) for c in range(3))
     meta = m.replace(
