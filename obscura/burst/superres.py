@@ -6,8 +6,10 @@ The hand's tremor moves every frame by a different sub-pixel amount, so together
 scene more densely than one Bayer mosaic does, in every colour. Each output pixel is a kernel regression
 of the raw samples around it:
 
-1. motion: the per-tile flow of :func:`obscura.burst.align.align_burst`, interpolated bilinearly to every
-   output position (Wronski §4 uses the tile motion upsampled to pixels as well);
+1. motion: the per-tile flow of :func:`obscura.burst.align.align_burst`, refined across edges
+   (:func:`refine_flow_damped`), with what a tile does not measure (the motion along an edge, any motion where
+   flat) taken from the frame's global affine motion (:func:`obscura.burst.align.regularize_flow`), then
+   interpolated bilinearly to every output position (Wronski §4 uses the tile motion upsampled to pixels too);
 2. kernels (:func:`structure_tensor`, :func:`anisotropic_kernels`): from the structure tensor of the
    reference's grey image at the raw resolution, a Gaussian kernel per output pixel that is long along edges and
    narrow across them, and wide and round where the image is flat (denoising, Wronski §3.2);
