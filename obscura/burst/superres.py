@@ -49,6 +49,7 @@ from obscura.burst.align import (
     raw_to_grey_full,
     regularize_flow,
     sample_bicubic,
+    shift_tiles,
 )
 from obscura.burst.reference import check_burst, noise_profile_rgb, normalized_frames, pick_reference
 from obscura.core.cfa import cfa_index_map, cfa_masks, cfa_period
@@ -123,13 +124,8 @@ def refine_flow_damped(
     det = a * c - hxy * hxy
     u0 = flow.reshape(2, -1).T.to(dt)
     u = u0.clone()
-    k = torch.arange(tile_size, device=dev, dtype=dt)
-    py = (y0.to(dt)[:, None] + k)[:, :, None]
-    px = (x0.to(dt)[:, None] + k)[:, None, :]
     for _ in range(iterations):
-        sy = (py + u[:, 0, None, None]).expand(-1, -1, tile_size)
-        sx = (px + u[:, 1, None, None]).expand(-1, tile_size, -1)
-        e = sample_bicubic(alt[None], sy, sx)[0] - r_t
+        e = shift_tiles(alt[None], y0, x0, tile_size, u)[:, 0] - r_t  # separable: the shift is constant per tile
         by, bx = -(gy_t * e).sum((1, 2)), -(gx_t * e).sum((1, 2))
         d = torch.stack([(c * by - hxy * bx) / det, (a * bx - hxy * by) / det], 1)
         u = u0 + (u + d - u0).clamp(-bound, bound)
