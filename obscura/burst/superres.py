@@ -94,7 +94,7 @@ def refine_flow_damped(
     *,
     tile_size: int,
     tile_stride: int,
-    iterations: int = 6,
+    iterations: int = 3,
     damping: float = 1e-3,
     bound: float = 1.0,
 ) -> torch.Tensor:
