@@ -127,7 +127,7 @@ def test_flat_burst_every_bayer_pattern(cfa):
 def test_super_resolution_beats_single_frame_mtf50():
     """×2 from 16 frames vs one frame demosaiced (Menon 2007) and upscaled ×2 bicubic: the e-SFR MTF50 of the
     edge (same output grid), with the estimated motion and the default options (robustness on), on three
-    handheld bursts. Measured: +32.0 %, +31.7 %, +29.7 % (0.221 → 0.292 cycles/output px on the first); +10 %
+    handheld bursts. Measured: +32.3 %, +30.1 %, +31.9 % (0.221 → 0.292 cycles/output px on the first); +10 %
     to +20 % before the motion along the edge came from the frame's global motion."""
     from obscura.burst.reference import normalized_frames
     from obscura.isp.demosaic import demosaic
@@ -188,7 +188,7 @@ def test_super_resolution_removes_colour_moire_on_a_zone_plate():
     """A neutral zone plate to 0.4 cycles/px (beyond the red and blue Nyquist of 0.25): one frame demosaiced
     (Menon 2007) and upscaled makes false colour; ×2 from 16 frames, whose samples cover every colour at
     every position, much less. Measured (var a* + var b*, bands 0–0.2, 0.2–0.3, 0.3–0.4 cycles/px, seed 0):
-    single 41.6 / 211 / 210; super-resolution 2.1 / 15.1 / 142 (92.5 without the motion check, which rejects
+    single 41.6 / 211 / 210; super-resolution 2.1 / 15.5 / 146 (92.5 without the motion check, which rejects
     more where aliasing misleads the alignment; before the raw-resolution structure tensor
     and the global-motion prior: 11.7 / 156 / 263 on a harder plate where single gave 52 / 211 / 216)."""
     from obscura.burst.reference import normalized_frames
