@@ -275,7 +275,7 @@ def test_super_resolution_with_a_moving_object():
     against the reference frame demosaiced (Menon 2007), inside the disc. Measured: +4.3 dB inside it over
     the single frame; double-edge score 0.22 (0.38 without the motion check, whose local statistics take the
     moved texture for a sub-pixel misregistration; the single frame 0.02). A disc of 5 px squares, which moves
-    more than a whole period a frame, keeps a partial ghost (0.34, from 0.44)."""
+    more than a whole period a frame, keeps a partial ghost (0.35, from 0.44)."""
     from obscura.burst.superres import super_resolve
     from obscura.isp.demosaic import demosaic
 
