@@ -57,6 +57,11 @@ __all__ = [
     "align_frame",
     "align_burst",
     "flow_to_pixels",
+    "central_gradients",
+    "tile_corners",
+    "tile_means",
+    "sym2_eigen",
+    "sym2_compose",
     "grey_noise_gains",
     "choose_better_match",
     "tile_information",
@@ -138,8 +143,8 @@ def raw_to_grey_full(x: torch.Tensor, cfa: str) -> torch.Tensor:
         raise ShapeError(f"mosaics must be at least one CFA period ({n}×{n}); got {(h, w)}")
     # pad with the samples one period inward (same CFA sites): every window holds one whole period, also at
     # the border (a replicated row would be half a period: a colour step, i.e. a false edge)
-    y = torch.cat([x[:, n - lo : n], x, x[:, h - n : h - n + hi]], 1) if lo + hi else x
-    y = torch.cat([y[:, :, n - lo : n], y, y[:, :, w - n : w - n + hi]], 2) if lo + hi else y
+    y = torch.cat([x[:, n - lo : n], x, x[:, h - n : h - n + hi]], 1)
+    y = torch.cat([y[:, :, n - lo : n], y, y[:, :, w - n : w - n + hi]], 2)
     return F.avg_pool2d(y[:, None], n, stride=1)[:, 0]
 
 
@@ -273,6 +278,39 @@ def gather_tiles(img: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, size: in
     return out if img.ndim == 3 else out[0]
 
 
+def central_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (gy, gx) of (..., h, w) images, zero on the border rows / columns."""
+    gy = torch.zeros_like(img)
+    gx = torch.zeros_like(img)
+    gy[..., 1:-1, :] = 0.5 * (img[..., 2:, :] - img[..., :-2, :])
+    gx[..., :, 1:-1] = 0.5 * (img[..., :, 2:] - img[..., :, :-2])
+    return gy, gx
+
+
+def tile_means(x: torch.Tensor, grid: tuple[int, int], tile_size: int, tile_stride: int) -> torch.Tensor:
+    """Means (C, Ty, Tx) of (C, h, w) images over a grid of tiles (tiles past the border replicate it)."""
+    ty, tx = grid
+    need_h, need_w = (ty - 1) * tile_stride + tile_size, (tx - 1) * tile_stride + tile_size
+    p = F.pad(x[None], (0, max(0, need_w - x.shape[-1]), 0, max(0, need_h - x.shape[-2])), mode="replicate")
+    return F.avg_pool2d(p, tile_size, stride=tile_stride)[0, :, :ty, :tx]
+
+
+def sym2_eigen(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eigenvalues λ1 ≥ λ2 (not clamped) and the unit eigenvector (ey, ex) of λ1 of 2×2 symmetric matrices
+    (3, ...) = ([y, y], [y, x], [x, x]) entries."""
+    a, b, c = t[0], t[1], t[2]
+    half_tr = 0.5 * (a + c)
+    r = torch.sqrt((0.5 * (a - c)).square() + b.square())
+    theta = 0.5 * torch.atan2(2.0 * b, a - c)  # angle of the first eigenvector from the y axis
+    return half_tr + r, half_tr - r, torch.cos(theta), torch.sin(theta)
+
+
+def sym2_compose(l1: torch.Tensor, l2: torch.Tensor, ey: torch.Tensor, ex: torch.Tensor) -> torch.Tensor:
+    """The 2×2 symmetric matrices (3, ...) with eigenvalue ``l1`` along the unit vector (ey, ex) and ``l2``
+    across it (the inverse of :func:`sym2_eigen`)."""
+    return torch.stack([l1 * ey * ey + l2 * ex * ex, (l1 - l2) * ey * ex, l1 * ex * ex + l2 * ey * ey])
+
+
 def _distances(ref: torch.Tensor, patches: torch.Tensor, radius: int, p: int) -> torch.Tensor:
     t, ts = ref.shape[0], ref.shape[-1]
     s = 2 * radius + 1
@@ -350,7 +388,8 @@ def _search(
     return best, dmin
 
 
-def _tile_corners(ty: int, tx: int, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def tile_corners(ty: int, tx: int, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left corners (y0, x0), each (Ty·Tx,), of a Ty × Tx grid of tiles every ``stride`` pixels."""
     iy = torch.arange(ty, device=device) * stride
     ix = torch.arange(tx, device=device) * stride
     y0 = iy[:, None].expand(ty, tx).reshape(-1)
@@ -434,10 +473,7 @@ def refine_lucas_kanade(
 def _lk_prepare(ref_img: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, ts: int) -> tuple[torch.Tensor, ...]:
     """The reference side of Lucas–Kanade (tiles, gradients, normal matrices): the same for every frame."""
     ref3 = ref_img[None] if ref_img.ndim == 2 else ref_img
-    gy = torch.zeros_like(ref3)
-    gx = torch.zeros_like(ref3)
-    gy[:, 1:-1] = 0.5 * (ref3[:, 2:] - ref3[:, :-2])
-    gx[:, :, 1:-1] = 0.5 * (ref3[:, :, 2:] - ref3[:, :, :-2])
+    gy, gx = central_gradients(ref3)
     R = gather_tiles(ref3, y0, x0, ts).transpose(0, 1)  # (T, C, ts, ts)
     Gy = gather_tiles(gy, y0, x0, ts).transpose(0, 1)
     Gx = gather_tiles(gx, y0, x0, ts).transpose(0, 1)
@@ -640,30 +676,20 @@ def tile_gradient_information(
     if sigma > 0:
         ref = gaussian_blur(ref[None], sigma)[0]
     grad_gain, _, n_eff_ratio = grey_noise_gains(int(period), float(sigma))
-    gy = torch.zeros_like(ref)
-    gx = torch.zeros_like(ref)
-    gy[1:-1] = 0.5 * (ref[2:] - ref[:-2])
-    gx[:, 1:-1] = 0.5 * (ref[:, 2:] - ref[:, :-2])
-    # tile sums of the gradient products: box sums with the tiles' stride (tiles past the border replicate it)
-    prods = torch.stack([gy * gy, gx * gy, gx * gx])[None]
-    need_h, need_w = (ty - 1) * tile_stride + tile_size, (tx - 1) * tile_stride + tile_size
-    prods = F.pad(prods, (0, max(0, need_w - prods.shape[-1]), 0, max(0, need_h - prods.shape[-2])), mode="replicate")
-    sums = F.avg_pool2d(prods, tile_size, stride=tile_stride)[0, :, :ty, :tx] * (tile_size * tile_size)
-    hyy, hxy, hxx = sums.unbind(0)
+    gy, gx = central_gradients(ref)
+    # tile sums of the gradient products
+    sums = tile_means(torch.stack([gy * gy, gx * gy, gx * gx]), grid, tile_size, tile_stride) * tile_size**2
     rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).clamp_min(0.0)
     # the noise's share of each diagonal term, and three deviations of its fluctuation (a sum of squares of
     # N_eff independent samples): what stays under that is noise, not texture
     npx = tile_size * tile_size
     bias = npx * grad_gain * rv * (1.0 + 3.0 * math.sqrt(2.0 / max(npx * n_eff_ratio, 1.0)))
-    half_tr = 0.5 * (hyy + hxx)
-    r = torch.sqrt((0.5 * (hyy - hxx)).square() + hxy.square())
-    l1 = (half_tr + r - bias).clamp_min(0.0)
+    l1, l2, ey, ex = sym2_eigen(sums)
+    l1 = (l1 - bias).clamp_min(0.0)
     # the second eigenvalue counts only beyond a small share of the first: the finite differences of a sharp,
     # undersampled straight edge scatter its gradient directions by about a degree (a false ~1e-4·λ1 along it)
-    l2 = (half_tr - r - bias - _ALONG_SHARE * l1).clamp_min(0.0)
-    theta = 0.5 * torch.atan2(2.0 * hxy, hyy - hxx)
-    cy, cx = torch.cos(theta), torch.sin(theta)  # eigenvector of l1 in (y, x)
-    return torch.stack([l1 * cy * cy + l2 * cx * cx, (l1 - l2) * cy * cx, l1 * cx * cx + l2 * cy * cy])
+    l2 = (l2 - bias - _ALONG_SHARE * l1).clamp_min(0.0)
+    return sym2_compose(l1, l2, ey, ex)
 
 
 def tile_residual(
@@ -684,8 +710,7 @@ def tile_residual(
     if sigma > 0:
         ref, alt = gaussian_blur(torch.stack([ref, alt]), sigma).unbind(0)
     pix_gain = grey_noise_gains(int(period), float(sigma))[1]
-    y0 = (torch.arange(ty, device=dev) * tile_stride)[:, None].expand(ty, tx).reshape(-1)
-    x0 = (torch.arange(tx, device=dev) * tile_stride)[None, :].expand(ty, tx).reshape(-1)
+    y0, x0 = tile_corners(ty, tx, tile_stride, dev)
     u = flow.reshape(2, -1).T.to(dt)
     e = shift_tiles(alt[None], y0, x0, tile_size, u)[:, 0] - gather_tiles(ref, y0, x0, tile_size)
     rv = torch.as_tensor(raw_var, dtype=dt, device=dev).expand(ty, tx).reshape(-1).clamp_min(0.0)
@@ -769,17 +794,11 @@ def fit_global_motion(
 def _capped_information(j: torch.Tensor, model_std: float) -> torch.Tensor:
     """(…, 3, T) information (Jyy, Jxy, Jxx) → (J⁻¹ + τ²I)⁻¹ = J (I + τ²J)⁻¹ with τ = ``model_std``, an
     information of rank one (a straight edge) kept rank one (float32 round-off must not measure along it)."""
-    a, b, c = j.unbind(-2)
-    half_tr = 0.5 * (a + c)
-    r = torch.sqrt((0.5 * (a - c)).square() + b.square())
-    l1 = (half_tr + r).clamp_min(0.0)
-    l2 = (half_tr - r).clamp_min(0.0)
+    l1, l2, ey, ex = sym2_eigen(j.movedim(-2, 0))
+    l1, l2 = l1.clamp_min(0.0), l2.clamp_min(0.0)
     l2 = torch.where(l2 < 1e-5 * l1, torch.zeros_like(l2), l2)
-    theta = 0.5 * torch.atan2(2.0 * b, a - c)
-    ey, ex = torch.cos(theta), torch.sin(theta)
     t2 = model_std * model_std
-    l1, l2 = l1 / (1.0 + t2 * l1), l2 / (1.0 + t2 * l2)
-    return torch.stack([l1 * ey * ey + l2 * ex * ex, (l1 - l2) * ey * ex, l1 * ex * ex + l2 * ey * ey], -2)
+    return sym2_compose(l1 / (1.0 + t2 * l1), l2 / (1.0 + t2 * l2), ey, ex).movedim(0, -2)
 
 
 def _solve_affine(phi: torch.Tensor, jw: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -888,8 +907,7 @@ def regularize_flow(
         return raw_to_grey_full(normalized_frames(one, device=dev), cfa)[0]
 
     grey_ref = grey_of(ref)
-    level = F.avg_pool2d(grey_ref[None, None], ts, stride=st, ceil_mode=True)[:, :, :ty, :tx]
-    level = F.pad(level, (0, tx - level.shape[-1], 0, ty - level.shape[-2]), mode="replicate")[0, 0]
+    level = tile_means(grey_ref[None], (ty, tx), ts, st)[0]
     raw_var = noise[:, 0].mean() * level.clamp_min(0.0) + noise[:, 1].mean()
     opts = {"tile_size": ts, "tile_stride": st, "raw_var": raw_var, "period": period}
     h_ref = tile_gradient_information(grey_ref, grid=(ty, tx), **opts)  # the reference's side, once
@@ -899,9 +917,7 @@ def regularize_flow(
         torch.arange(ty, device=dev, dtype=torch.float32) * st + half,
         torch.arange(tx, device=dev, dtype=torch.float32) * st + half,
     )
-    y0 = (torch.arange(ty, device=dev) * st)[:, None].expand(ty, tx).reshape(-1)
-    x0 = (torch.arange(tx, device=dev) * st)[None, :].expand(ty, tx).reshape(-1)
-    cap = 1.0 / (prior_std * prior_std)
+    y0, x0 = tile_corners(ty, tx, st, dev)
     out = torch.zeros_like(flow)
     for i in range(n):
         if i == ref:
@@ -914,10 +930,9 @@ def regularize_flow(
         # pixel off) is either on a moving object or was misled by aliasing (a fine pattern that the
         # half-resolution search sees moving the wrong way): take the global motion where it matches the tile
         # at least as well
-        r = f - prior
-        jyy, jxy, jxx = (info[k] * cap / (info[k] + cap) for k in range(3))  # roughly capped like the fit's
-        maha = jyy * r[0] ** 2 + 2 * jxy * r[0] * r[1] + jxx * r[1] ** 2
-        far = ((maha > 9.0) | (r.abs() > 1.0).any(0)).reshape(-1)
+        r = (f - prior).reshape(2, -1)
+        maha = _mahalanobis2(r, _capped_information(info.reshape(3, -1), prior_std))
+        far = (maha > 9.0) | (r.abs() > 1.0).any(0)
         if bool(far.any()):
             blurred_i = gaussian_blur(grey_i[None], 1.0)[0]
             better = choose_better_match(blurred_ref, blurred_i, y0, x0, ts, f, prior, far)
@@ -948,7 +963,7 @@ def align_frame(
         ts = int(tile_sizes[lev])
         stride = max(1, ts // 2)
         grid = tile_grid(*ref_img.shape, ts, stride)
-        y0, x0 = _tile_corners(*grid, stride, ref_img.device)
+        y0, x0 = tile_corners(*grid, stride, ref_img.device)
         if flow is None:
             init = torch.zeros(y0.numel(), 2, dtype=ref_img.dtype, device=ref_img.device)
         else:
@@ -1056,7 +1071,7 @@ def align_burst(
     with torch.no_grad():
         # one frame at a time against the reference (bounded memory: the reference's pyramid + one frame's)
         ref_pyr, ref_lk = _frame_levels(b, ref, cfa, fac, dev)
-        y0g, x0g = _tile_corners(*grid, max(1, ts[0] // 2), dev)
+        y0g, x0g = tile_corners(*grid, max(1, ts[0] // 2), dev)
         y0f, x0f, tf = 2 * y0g, 2 * x0g, 2 * ts[0]  # the same tiles on the raw-resolution grey image
         if lk_iterations > 0:  # the reference side of Lucas–Kanade, once for all frames
             prep_f = _lk_prepare(ref_lk[0], y0g, x0g, ts[0])

@@ -43,6 +43,7 @@ from torch.nn import functional as F  # noqa: N812
 from obscura.burst.align import (
     Alignment,
     align_burst,
+    central_gradients,
     gather_tiles,
     gaussian_blur,
     grey_noise_gains,
@@ -50,6 +51,9 @@ from obscura.burst.align import (
     regularize_flow,
     sample_bicubic,
     shift_tiles,
+    sym2_compose,
+    sym2_eigen,
+    tile_corners,
 )
 from obscura.burst.reference import check_burst, noise_profile_rgb, normalized_frames, pick_reference
 from obscura.core.cfa import cfa_index_map, cfa_masks, cfa_period
@@ -106,15 +110,10 @@ def refine_flow_damped(
     edge is refined across the edge and keeps its motion along it (the direction the damping pins): that is the
     component super-resolution needs exact. Each tile moves at most ``bound`` pixels from its start.
     """
-    h, w = ref.shape
     ty, tx = flow.shape[-2:]
-    dev, dt = ref.device, ref.dtype
-    y0 = (torch.arange(ty, device=dev) * tile_stride)[:, None].expand(ty, tx).reshape(-1)
-    x0 = (torch.arange(tx, device=dev) * tile_stride)[None, :].expand(ty, tx).reshape(-1)
-    gy = torch.zeros_like(ref)
-    gx = torch.zeros_like(ref)
-    gy[1:-1] = 0.5 * (ref[2:] - ref[:-2])
-    gx[:, 1:-1] = 0.5 * (ref[:, 2:] - ref[:, :-2])
+    dt = ref.dtype
+    y0, x0 = tile_corners(ty, tx, tile_stride, ref.device)
+    gy, gx = central_gradients(ref)
     r_t = gather_tiles(ref, y0, x0, tile_size)
     gy_t = gather_tiles(gy, y0, x0, tile_size)
     gx_t = gather_tiles(gx, y0, x0, tile_size)
@@ -129,7 +128,6 @@ def refine_flow_damped(
         by, bx = -(gy_t * e).sum((1, 2)), -(gx_t * e).sum((1, 2))
         d = torch.stack([(c * by - hxy * bx) / det, (a * bx - hxy * by) / det], 1)
         u = u0 + (u + d - u0).clamp(-bound, bound)
-    del h, w
     return u.T.reshape(2, ty, tx)
 
 
@@ -153,20 +151,16 @@ def structure_tensor(grey: torch.Tensor, *, noise_std: torch.Tensor | float = 1.
 
 
 def _eigen(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eigenvalues λ1 ≥ λ2 and the unit eigenvector (ey, ex) of λ1 of 2×2 symmetric tensors (3, ...)."""
-    a, b, c = t[0], t[1], t[2]  # [[a, b], [b, c]] in (y, x)
-    half_tr = 0.5 * (a + c)
-    r = torch.sqrt((0.5 * (a - c)).square() + b.square())
-    l1, l2 = half_tr + r, (half_tr - r).clamp_min(0.0)
-    theta = 0.5 * torch.atan2(2.0 * b, a - c)  # angle of the dominant (gradient) direction from the y axis
-    return l1, l2, torch.cos(theta), torch.sin(theta)
+    """Eigenvalues λ1 ≥ λ2 ≥ 0 and the unit eigenvector (ey, ex) of λ1 (the dominant gradient direction) of
+    structure tensors (3, ...)."""
+    l1, l2, ey, ex = sym2_eigen(t)
+    return l1, l2.clamp_min(0.0), ey, ex
 
 
 def _precision(ey: torch.Tensor, ex: torch.Tensor, s_across: torch.Tensor, s_along: torch.Tensor) -> torch.Tensor:
     """Inverse covariance (3, ...) = (Pyy, Pxy, Pxx) of a Gaussian with deviation ``s_across`` along the unit
     vector (ey, ex) and ``s_along`` perpendicular to it."""
-    ia, il = 1.0 / s_across.square(), 1.0 / s_along.square()
-    return torch.stack([ia * ey * ey + il * ex * ex, (ia - il) * ey * ex, ia * ex * ex + il * ey * ey])
+    return sym2_compose(1.0 / s_across.square(), 1.0 / s_along.square(), ey, ex)
 
 
 def _detail_weight(l1: torch.Tensor, d_th: float, d_tr: float) -> torch.Tensor:
@@ -264,10 +258,7 @@ def motion_check(
     yy = torch.arange(h, device=x.device, dtype=x.dtype)[:, None] + f[0]
     xx = torch.arange(w, device=x.device, dtype=x.dtype)[None, :] + f[1]
     e2 = (sample_bicubic(g[1:2], yy, xx)[0] - g[0]).square()
-    gy = torch.zeros_like(g[0])
-    gx = torch.zeros_like(g[0])
-    gy[1:-1] = 0.5 * (g[0, 2:] - g[0, :-2])
-    gx[:, 1:-1] = 0.5 * (g[0, :, 2:] - g[0, :, :-2])
+    gy, gx = central_gradients(g[0])
     pix = grey_noise_gains(cfa_period(cfa), 1.0)[1]
     expected = 2.0 * pix * (a * g[0].clamp_min(0.0) + b) + (gy.square() + gx.square()) * tolerance**2
     ratio = _local_mean(e2[None, None], 3)[0, 0] / _local_mean(expected[None, None], 3)[0, 0].clamp_min(1e-12)
