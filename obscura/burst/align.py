@@ -35,6 +35,7 @@ from obscura.core.cfa import cfa_period
 from obscura.core.device import resolve_device
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.types import Burst, RawFrame
+from obscura.core.validate import check_number
 
 __all__ = [
     "Alignment",
@@ -1048,12 +1049,8 @@ def align_burst(
     fac = _ints("factors", factors, _DEFAULT_FACTORS, levels, 1)
     if fac[0] != 1:
         raise InvalidParameter(f"factors[0] must be 1 (the finest level is the grey image); got {fac!r}")
-    if motion_prior is not None and (
-        isinstance(motion_prior, bool)
-        or not isinstance(motion_prior, (int, float))
-        or not 0.0 < float(motion_prior) <= 100.0
-    ):
-        raise InvalidParameter(f"motion_prior must be None or a number of px in (0, 100]; got {motion_prior!r}")
+    if motion_prior is not None:
+        motion_prior = check_number("motion_prior", motion_prior, 0.0, 100.0, lo_open=True)
     ref = pick_reference(b) if reference is None else pick_reference(b, index=reference)
     dev = resolve_device(device, like=b.data)
     n, h, w = b.data.shape

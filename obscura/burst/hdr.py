@@ -39,6 +39,7 @@ from obscura.core.cfa import cfa_period, channel_of_sites
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 from obscura.core.types import Burst, Image, RawFrame, RawMeta
+from obscura.core.validate import check_number
 from obscura.isp.recipe import Recipe, Stage
 
 __all__ = [
@@ -63,15 +64,6 @@ FUSION = Registry("exposure fusion")
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def _num(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
-        raise InvalidParameter(f"{name} must be a finite number; got {v!r}")
-    v = float(v)
-    if v < lo or v > hi or (lo_open and v == lo):
-        raise InvalidParameter(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}]; got {v}")
-    return v
 
 
 def _box3(x: torch.Tensor) -> torch.Tensor:
@@ -328,9 +320,9 @@ def merge_brackets(
     n = len(b)
     if n > 64:
         raise InvalidParameter(f"merge_brackets takes at most 64 frames; got {n}")
-    sat = _num("saturation", saturation, 0.0, 1.0, lo_open=True)
-    rmp = _num("ramp", ramp, 0.0, 1.0, lo_open=True)
-    k = _num("rejection", rejection, 0.0, 100.0)
+    sat = check_number("saturation", saturation, 0.0, 1.0, lo_open=True)
+    rmp = check_number("ramp", ramp, 0.0, 1.0, lo_open=True)
+    k = check_number("rejection", rejection, 0.0, 100.0)
     weight_fn = BRACKET_WEIGHTS.get(weights)
     e_all = [exposure_scale(m) for m in b.metas]
     if reference is None:
@@ -635,9 +627,9 @@ def fuse_mertens2007(
     ims = _check_images(images)
     n = len(ims)
     for name, v in (("contrast", contrast), ("saturation", saturation), ("exposedness", exposedness)):
-        _num(name, v, 0.0, 10.0)
-    sigma = _num("sigma", sigma, 0.0, 10.0, lo_open=True)
-    ghost_threshold = _num("ghost_threshold", ghost_threshold, 0.0, 10.0, lo_open=True)
+        check_number(name, v, 0.0, 10.0)
+    sigma = check_number("sigma", sigma, 0.0, 10.0, lo_open=True)
+    ghost_threshold = check_number("ghost_threshold", ghost_threshold, 0.0, 10.0, lo_open=True)
     h, w = ims[0].shape[-2:]
     max_levels = max(1, math.floor(math.log2(min(h, w))) - 2)
     if levels is None:

@@ -26,7 +26,10 @@ def check_image(x: Any, *, name: str = "image", min_size: int = 1, what: str = "
 
 
 def check_number(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    """``v`` as a finite float in [lo, hi] (or (lo, hi] with ``lo_open``), else InvalidParameter."""
+    """``v`` as a finite float in [lo, hi] (or (lo, hi] with ``lo_open``), else InvalidParameter (also for a
+    bool, which is not a number here)."""
+    if isinstance(v, bool):
+        raise InvalidParameter(f"{name} must be a number; got {v!r}")
     try:
         f = float(v)
     except (TypeError, ValueError):
