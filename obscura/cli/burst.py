@@ -17,7 +17,6 @@ from pathlib import Path
 from obscura.core.errors import InputError, InvalidParameter, ShapeError, UnsupportedFormat
 
 MODES = ("merge", "sr", "hdr", "night")
-IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "tif", "tiff", "heic", "heif", "avif"})
 SCALE_RANGE = (1.0, 4.0)
 MAX_FRAMES = 64
 
@@ -50,7 +49,7 @@ def burst_paths(frames: Sequence[str]) -> list[Path]:
         folder = Path(frames[0])
         files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
         raws = [f for f in files if f.suffix.lower().lstrip(".") in RAW_EXTENSIONS]
-        paths = raws or [f for f in files if f.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS]
+        paths = raws or [f for f in files if _is_image(f)]
         if not paths:
             raise InputError(f"{folder}: holds no raw files ({', '.join(sorted(RAW_EXTENSIONS))})")
     else:
@@ -66,7 +65,10 @@ def burst_paths(frames: Sequence[str]) -> list[Path]:
 
 
 def _is_image(p: Path) -> bool:
-    return p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
+    """Whether ``p``'s suffix is one of the developed-image formats obscura.io.write reads and writes."""
+    from obscura.io.write import FORMATS
+
+    return any(p.suffix.lower() in suffixes for suffixes in FORMATS.values())
 
 
 def check_frames(frames: Sequence, paths: Sequence[Path]) -> None:

@@ -213,7 +213,7 @@ def measure_photo(
     from obscura.core.types import Image
     from obscura.io.write import read_image
     from obscura.lab.charts import CHARTS
-    from obscura.lab.score import MEASURED_CHARTS, measure_chart
+    from obscura.lab.score import MEASURED_CHARTS, measure_chart, sfr_dict
 
     if chart not in MEASURED_CHARTS:
         raise InvalidParameter(f"unknown chart {chart!r}; measurable charts: {', '.join(MEASURED_CHARTS)}")
@@ -235,15 +235,7 @@ def measure_photo(
 
         r = esfr(as_planes(img))
         out.update(
-            mtf50=r.mtf50,
-            mtf50p=r.mtf50p,
-            overshoot_pct=r.overshoot,
-            undershoot_pct=r.undershoot,
-            angle_deg=r.angle_deg,
-            orientation=r.orientation,
-            edge_contrast=r.edge_contrast,
-            freq=np.asarray(r.freq).tolist(),
-            sfr=np.asarray(r.sfr).tolist(),
+            sfr_dict(r), edge_contrast=r.edge_contrast, freq=np.asarray(r.freq).tolist(), sfr=np.asarray(r.sfr).tolist()
         )
         return _json_ready(out)
     if chart == "edge":  # found edges; when they are our chart's (as `lab charts` wrote it), its full layout
@@ -276,6 +268,7 @@ def _measure_found_edges(img: Any) -> dict[str, Any]:
     from obscura.lab.measure.detect import find_slanted_edges
     from obscura.lab.measure.noise import as_planes
     from obscura.lab.measure.sfr import esfr
+    from obscura.lab.score import sfr_dict
 
     planes = as_planes(img)
     side = min(planes.shape[-2:])  # small crops have short edges: scale the search with the photo
@@ -292,11 +285,11 @@ def _measure_found_edges(img: Any) -> dict[str, Any]:
             r = esfr(planes[:, y0:y1, x0:x1])
         except ObscuraError:
             continue
-        results.append({"roi": list(e.roi), "angle_deg": r.angle_deg, "mtf50": r.mtf50, "mtf50p": r.mtf50p,
-                        "overshoot_pct": r.overshoot, "undershoot_pct": r.undershoot})  # fmt: skip
+        results.append({"roi": list(e.roi), **sfr_dict(r)})
     if not results:
         raise InvalidParameter("no measurable slanted edge (2°–35° from an axis) found in the photo; give --roi")
-    med = {k: float(np.median([r[k] for r in results])) for k in ("mtf50", "mtf50p", "overshoot_pct", "undershoot_pct")}
+    keys = ("mtf50", "mtf50p", "overshoot_pct", "undershoot_pct")
+    med = {k: float(np.median([math.nan if r[k] is None else r[k] for r in results])) for k in keys}
     return {**med, "edges": results}
 
 

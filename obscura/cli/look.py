@@ -15,8 +15,6 @@ from pathlib import Path
 from obscura.cli.common import error_line
 from obscura.core.errors import InvalidParameter, ObscuraError, OutputExists, UnsupportedFormat
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".avif")
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -65,8 +63,9 @@ def _output_paths(files: list[str], output: str) -> list[Path]:
     """OUT itself for one input when OUT has an image suffix, else OUT/<input name> for each input."""
     out = Path(output)
     if len(files) == 1 and out.suffix and not out.is_dir():
-        if out.suffix.lower() not in IMAGE_SUFFIXES:
-            raise UnsupportedFormat(f"{out}: unknown output suffix {out.suffix!r}; valid: {', '.join(IMAGE_SUFFIXES)}")
+        from obscura.io.write import format_from_path
+
+        format_from_path(out)  # UnsupportedFormat naming the file for a suffix that is no image format
         return [out]
     if out.suffix and not out.is_dir():
         raise InvalidParameter(f"{out}: several inputs need an output folder, not a file name")

@@ -109,23 +109,32 @@ def _save_avif(tmp: Path, arr: np.ndarray, *, icc: bytes, exif: bytes, quality: 
     _save_pillow(tmp, arr, fmt="avif", icc=icc, exif=exif, quality=quality, subsampling=subsampling)
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type ``kind``, ``data`` and the CRC-32 of type and data (PNG 1.2 §5.3)."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_iccp_chunk(icc: bytes) -> bytes:
+    """An iCCP chunk (PNG 1.2 §11.3.3.3): profile name, NUL, compression method 0, zlib stream of ``icc``."""
+    return png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+
+
+def png_insert_after_ihdr(png: bytes, chunks: bytes) -> bytes:
+    """The PNG stream ``png`` with ``chunks`` (already framed) inserted right after IHDR, so before IDAT."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise CorruptFile("libpng produced an unexpected stream")
+    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    return png[:ihdr_end] + chunks + png[ihdr_end:]
 
 
 def _save_png(tmp: Path, arr: np.ndarray, *, icc: bytes, exif: bytes, quality: int, subsampling: str, bits: int):
     import imagecodecs
 
     png = bytes(imagecodecs.png_encode(arr, level=6))
-    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
-        raise CorruptFile("libpng produced an unexpected stream")
-    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    # iCCP (PNG 1.2 §11.3.3.3): profile name, NUL, compression method 0, zlib stream; eXIf (PNG 3rd ed.):
-    # the TIFF structure without the JPEG "Exif\0\0" prefix. Both must precede IDAT.
-    extra = _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
-    extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    # eXIf (PNG 3rd ed.): the TIFF structure without the JPEG "Exif\0\0" prefix; like iCCP, before IDAT.
+    extra = png_iccp_chunk(icc) + png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
     with open(tmp, "wb") as f:
-        f.write(png[:ihdr_end] + extra + png[ihdr_end:])
+        f.write(png_insert_after_ihdr(png, extra))
 
 
 def _save_heif(tmp: Path, arr: np.ndarray, *, icc: bytes, exif: bytes, quality: int, subsampling: str, bits: int):

@@ -63,6 +63,7 @@ __all__ = [
     "capture_protocol",
     "develop_capture",
     "measure_chart",
+    "sfr_dict",
     "score_measurements",
     "run_protocol",
 ]
@@ -585,7 +586,8 @@ def _finite(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
-def _sfr_dict(r: Any) -> dict[str, Any]:
+def sfr_dict(r: Any) -> dict[str, Any]:
+    """The summary of an :class:`~obscura.lab.measure.sfr.SFRResult` as a JSON-ready dict (nan → None)."""
     return {
         "mtf50": _finite(r.mtf50),
         "mtf50p": _finite(r.mtf50p),
@@ -622,13 +624,9 @@ def measure_chart(chart: Any, image: Any, *, truth: Any = None, kind: str | None
         d = r.to_dict()
         names = list(r.names)
         grey = next((i for i, n in enumerate(names) if n.startswith("neutral 5")), 21)
-        target = float(
-            np.dot(colour.lab_to_linear_srgb(np.asarray(ref["lab"])[grey]), [0.2126729, 0.7151522, 0.072175])
-        )
+        target = float(np.dot(colour.lab_to_linear_srgb(np.asarray(ref["lab"])[grey]), noise.SRGB_Y_WEIGHTS))
         e = tone.exposure_error(lin, rois[names[grey]], target=target, encoding="linear")
         d.update(e.to_dict())
-        d["measured_lab"] = r.measured_lab.tolist()
-        d["reference_lab"] = r.reference_lab.tolist()
         d["rois"] = {k: list(v) for k, v in rois.items()}
         return d
     if name == "steps":
@@ -685,7 +683,7 @@ def measure_chart(chart: Any, image: Any, *, truth: Any = None, kind: str | None
                 per[k] = {"error": str(e)}
                 continue
             results.append((k, res))
-            per[k] = _sfr_dict(res)
+            per[k] = sfr_dict(res)
         if not results:
             raise InvalidParameter("no slanted edge could be measured in the edge chart")
         m50 = [r.mtf50 for _, r in results if math.isfinite(r.mtf50)]
@@ -747,9 +745,7 @@ def _zone_plate_aliasing(lin: np.ndarray, chart: Any) -> dict[str, Any]:
 
     ref = chart.reference
     ideal = as_planes(_chart_linear(chart), encoding="linear")
-    wts = np.array([0.2126729, 0.7151522, 0.072175])
-    y = np.tensordot(wts, lin, axes=1)
-    r_y = np.tensordot(wts, ideal, axes=1)
+    y, r_y = _srgb_y(lin), _srgb_y(ideal)
     h, w = y.shape
     cx, cy = ref["centre"]
     rr = np.hypot(np.arange(w)[None, :] - cx, np.arange(h)[:, None] - cy)
@@ -767,6 +763,13 @@ def _zone_plate_aliasing(lin: np.ndarray, chart: Any) -> dict[str, Any]:
     return {"aliasing_energy": _finite(r.aliasing_energy), "aliasing_region_px": r.region_pixels}
 
 
+def _srgb_y(lin: np.ndarray) -> np.ndarray:
+    """Luminance factor Y (H, W) of (3, H, W) linear sRGB (the IEC 61966-2-1 XYZ row)."""
+    from obscura.lab.measure.noise import SRGB_Y_WEIGHTS
+
+    return np.tensordot(np.asarray(SRGB_Y_WEIGHTS), lin, axes=1)
+
+
 def _find_chart_dots(lin: np.ndarray, box: Sequence[int], *, spacing: float) -> np.ndarray:
     """Dot centres of a dot-grid capture, found on the image divided by its local ground level.
 
@@ -777,7 +780,7 @@ def _find_chart_dots(lin: np.ndarray, box: Sequence[int], *, spacing: float) -> 
 
     from obscura.lab.measure import artifacts
 
-    y = np.tensordot([0.2126729, 0.7151522, 0.072175], lin, axes=1)
+    y = _srgb_y(lin)
     k = max(3, round(2 * spacing) | 1)
     ground = ndimage.gaussian_filter(ndimage.maximum_filter(y, size=k), sigma=spacing / 2)
     flat = y / np.maximum(ground, 1e-6)

@@ -15,6 +15,7 @@ import torch
 
 from obscura.core.errors import InvalidParameter
 from obscura.lab.charts.base import Chart
+from obscura.lab.charts.geometry import INNER_FRACTION, inner_box
 from obscura.sim import spectral
 from obscura.sim.scene import scene_from_reflectances
 
@@ -22,7 +23,6 @@ __all__ = ["colorchecker_chart", "colorchecker_reference", "colorchecker_layout"
 
 LAB_WHITE = "D50"  # CIE Lab references are relative to D50 (ICC PCS), after Bradford adaptation
 _ROWS, _COLS = 4, 6
-_INNER = 0.6  # the ROI is the centred inner 60% of each patch (blur and misregistration stay out)
 
 
 @functools.cache
@@ -95,13 +95,6 @@ def colorchecker_layout(
     return boxes
 
 
-def _inner(box: tuple[int, int, int, int], frac: float) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = box
-    dx = (x1 - x0) * (1 - frac) / 2
-    dy = (y1 - y0) * (1 - frac) / 2
-    return (math.ceil(x0 + dx), math.ceil(y0 + dy), math.floor(x1 - dx), math.floor(y1 - dy))
-
-
 def colorchecker_chart(
     *,
     size: tuple[int, int] = (400, 600),
@@ -140,7 +133,7 @@ def colorchecker_chart(
         name="colorchecker",
     )
     names = spectral.COLORCHECKER_NAMES
-    rois = {n: _inner(b, _INNER) for n, b in zip(names, boxes)}
+    rois = {n: inner_box(b, INNER_FRACTION) for n, b in zip(names, boxes)}
     reference = {
         "names": names,
         "illuminant": illuminant,

@@ -21,7 +21,7 @@ import torch
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.validate import check_number
 from obscura.lab.charts.base import Chart
-from obscura.lab.charts.geometry import chart_size, check_levels, inner_box, neutral_scene
+from obscura.lab.charts.geometry import INNER_FRACTION, chart_size, check_levels, inner_box, neutral_scene
 
 __all__ = ["dead_leaves_chart", "render_dead_leaves", "radial_power_spectrum", "sample_radii"]
 
@@ -250,7 +250,7 @@ def dead_leaves_chart(
             bx0, by0 = round(cxp - ps / 2), round(cyp - ps / 2)
             bx1, by1 = bx0 + round(ps), by0 + round(ps)
             refl[by0:by1, bx0:bx1] = v
-            rois[f"grey_{k}"] = inner_box((bx0, by0, bx1, by1), 0.6)
+            rois[f"grey_{k}"] = inner_box((bx0, by0, bx1, by1), INNER_FRACTION)
             grey_y[f"grey_{k}"] = float(v)
     scene = neutral_scene(
         refl, illuminant=illuminant, luminance=luminance, lux=lux, depth=depth, device=device, name="dead_leaves"

@@ -19,6 +19,8 @@ from obscura.lab.charts.base import Chart
 
 __all__ = ["dot_grid_chart", "flat_field_chart", "neutral_scene", "chart_size", "inner_box", "render_discs"]
 
+INNER_FRACTION = 0.6  # patch ROIs are the centred inner 60 % (blur and misregistration stay out)
+
 
 def chart_size(size: Any, *, minimum: tuple[int, int] = (16, 16), maximum: int = 20000) -> tuple[int, int]:
     """``size`` as (H, W) ints, each within [minimum, maximum], else InvalidParameter saying what was given."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +85,6 @@ def print_dpi(chart: Chart, *, dpi: float | None = None, width_mm: float | None 
     return check_number("dpi", 300.0 if dpi is None else dpi, 10.0, 10000.0)
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def write_chart_png(
     chart: Chart,
     path: str | os.PathLike,
@@ -106,6 +101,7 @@ def write_chart_png(
     import imagecodecs
 
     from obscura.io.icc import icc_profile
+    from obscura.io.write import png_chunk, png_iccp_chunk, png_insert_after_ihdr
 
     _check_chart(chart)
     ppi = print_dpi(chart, dpi=dpi, width_mm=width_mm)
@@ -113,14 +109,12 @@ def write_chart_png(
     rgb = chart_preview(chart, outline_rois=outline_rois, encoding=encoding)
     codes = np.round(rgb * 65535.0).astype(np.uint16)
     png = bytes(imagecodecs.png_encode(np.ascontiguousarray(codes), level=6))
-    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
     ppm = round(ppi / 0.0254)
-    # PNG 1.2 §11.3.5.3 pHYs: pixels per unit x, y, unit 1 = metre; iCCP (§11.3.3.3) before IDAT
-    extra = _png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
-    icc = icc_profile("srgb" if encoding == "srgb" else "linear_srgb")
-    extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+    # PNG 1.2 §11.3.5.3 pHYs: pixels per unit x, y, unit 1 = metre; it and iCCP go before IDAT
+    extra = png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+    extra += png_iccp_chunk(icc_profile("srgb" if encoding == "srgb" else "linear_srgb"))
     with atomic_output(p, overwrite=overwrite) as tmp:
-        tmp.write_bytes(png[:ihdr_end] + extra + png[ihdr_end:])
+        tmp.write_bytes(png_insert_after_ihdr(png, extra))
     return p
 
 

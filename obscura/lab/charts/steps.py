@@ -16,12 +16,11 @@ import torch
 from obscura.core.errors import InvalidParameter
 from obscura.core.validate import check_number
 from obscura.lab.charts.base import Chart
-from obscura.lab.charts.geometry import chart_size, inner_box, neutral_scene
+from obscura.lab.charts.geometry import INNER_FRACTION, chart_size, inner_box, neutral_scene
 
 __all__ = ["step_chart", "noise_chart", "patch_grid", "GREY18"]
 
 GREY18 = 0.18  # the mid-grey reference reflectance for exposure (ISO 2721 / ISO 12232 practice)
-_INNER = 0.6  # ROIs are the centred inner 60 % of each patch
 
 
 def patch_grid(
@@ -102,7 +101,7 @@ def step_chart(
         "surround": sur,
         "patches": dict(zip(names, boxes)),
     }
-    rois = {n: inner_box(b, _INNER) for n, b in zip(names, boxes)}
+    rois = {n: inner_box(b, INNER_FRACTION) for n, b in zip(names, boxes)}
     return Chart(name="step_chart", scene=scene, rois=rois, reference=reference)
 
 
@@ -158,6 +157,6 @@ def noise_chart(
     return Chart(
         name="noise_chart",
         scene=scene,
-        rois={a: inner_box(b, _INNER) for a, b in zip(names, boxes)},
+        rois={a: inner_box(b, INNER_FRACTION) for a, b in zip(names, boxes)},
         reference=reference,
     )

@@ -21,7 +21,8 @@ import torch
 from scipy import ndimage
 
 from obscura.core.errors import InvalidParameter, ShapeError
-from obscura.lab.measure.sfr import LUMINANCE_WEIGHTS, SFRResult, esfr
+from obscura.lab.measure.noise import LUMINANCE_WEIGHTS
+from obscura.lab.measure.sfr import SFRResult, as_array, esfr
 
 __all__ = [
     "DistortionResult",
@@ -46,18 +47,8 @@ __all__ = [
 Roi = tuple[int, int, int, int]  # (x0, y0, x1, y1), end-exclusive
 
 
-def _as_array(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().to("cpu", torch.float64).numpy()
-    if not isinstance(x, np.ndarray):
-        raise ShapeError(f"{name} must be a torch.Tensor or numpy array; got {type(x).__name__}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ShapeError(f"{name} must hold real numbers; got dtype {x.dtype}")
-    return x.astype(np.float64)
-
-
 def _image(x: Any, name: str = "image", *, colour: bool = False) -> np.ndarray:
-    a = _as_array(x, name)
+    a = as_array(x, name)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     if colour:
@@ -89,7 +80,7 @@ def _mask(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
         x = x.detach().cpu().numpy()
     if not isinstance(x, np.ndarray):
         raise ShapeError(f"{name} must be a boolean (H, W) array or tensor; got {type(x).__name__}")
-    m = x.astype(bool) if x.dtype == bool else _as_array(x, name) > 0.5
+    m = x.astype(bool) if x.dtype == bool else as_array(x, name) > 0.5
     if m.shape != tuple(shape):
         raise ShapeError(f"{name} must be (H, W) = {tuple(shape)}; got {m.shape}")
     if not m.any():
@@ -188,7 +179,7 @@ def tv_distortion(centres: Any) -> DistortionResult:
     top and bottom rows at the horizontal centre of the grid (the centre dots for an odd column count,
     else a quartic fit of each row). Result in % (``(A − B)/B·100``): < 0 barrel, > 0 pincushion.
     """
-    pts = _as_array(centres, "centres")
+    pts = as_array(centres, "centres")
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 9:
         raise ShapeError(f"centres must be (K, 2) (x, y) with K ≥ 9 (a 3×3 grid); got {tuple(pts.shape)}")
     rows = _grid_rows(pts)
@@ -234,8 +225,8 @@ def fit_radial_distortion(measured: Any, ideal: Any, *, size: tuple[int, int]) -
     as lensfun and :mod:`obscura.sim.optics`). The model ``p_d = c + s·(p_u − c)·(1 − k1 + k1·r_u²)`` is
     linear in ``(s, s·k1)``.
     """
-    m = _as_array(measured, "measured")
-    u = _as_array(ideal, "ideal")
+    m = as_array(measured, "measured")
+    u = as_array(ideal, "ideal")
     if m.shape != u.shape or m.ndim != 2 or m.shape[1] != 2 or m.shape[0] < 3:
         raise ShapeError(f"measured and ideal must both be (K, 2) with K ≥ 3; got {m.shape} and {u.shape}")
     try:

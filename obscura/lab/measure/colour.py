@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from obscura.core.errors import InvalidParameter, ShapeError
-from obscura.lab.measure.noise import as_planes, crop
+from obscura.lab.measure.noise import SRGB_Y_WEIGHTS, as_planes, crop, srgb_decode
 
 __all__ = [
     "ColourResult",
@@ -167,9 +167,7 @@ def _reference_lab(reference: Any, space: str) -> np.ndarray:
     if space == "lab":
         return ref
     if space == "srgb":
-        return linear_srgb_to_lab(
-            np.sign(ref) * np.where(np.abs(ref) <= 0.04045, np.abs(ref) / 12.92, ((np.abs(ref) + 0.055) / 1.055) ** 2.4)
-        )
+        return linear_srgb_to_lab(srgb_decode(ref))
     if space == "linear_srgb":
         return linear_srgb_to_lab(ref)
     raise InvalidParameter(f"reference_space must be 'lab', 'srgb' or 'linear_srgb'; got {space!r}")
@@ -231,7 +229,7 @@ def measure_colorchecker(
     import colour
 
     lab = linear_srgb_to_lab(lin)
-    y_meas = float(np.dot(lin[ei], [0.2126729, 0.7151522, 0.0721750]))
+    y_meas = float(np.dot(lin[ei], SRGB_Y_WEIGHTS))
     y_ref = float(colour.Lab_to_XYZ(ref_lab[ei], _d50_xy())[1])
     if y_meas <= 0:
         raise InvalidParameter(f"the exposure patch {names[ei]!r} measures Y = {y_meas:.3g} ≤ 0: cannot normalise")

@@ -28,19 +28,9 @@ __all__ = [
     "SlantedEdge",
     "detect_colorchecker",
     "find_slanted_edges",
-    "colour_checker_detection_available",
 ]
 
 INSTALL_HINT = "pip install colour-checker-detection opencv-python-headless"
-
-
-def colour_checker_detection_available() -> bool:
-    """True when the optional colour-checker-detection package (and OpenCV) can be imported."""
-    try:
-        import colour_checker_detection  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, eq=False)

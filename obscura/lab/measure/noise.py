@@ -39,15 +39,19 @@ __all__ = [
     "csf_luminance",
     "csf_chrominance",
     "LUMINANCE_WEIGHTS",
+    "SRGB_Y_WEIGHTS",
+    "plane_stats",
+    "srgb_decode",
 ]
 
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # ITU-R BT.709 luminance of linear RGB
+SRGB_Y_WEIGHTS = (0.2126729, 0.7151522, 0.0721750)  # Y row of IEC 61966-2-1 linear sRGB → XYZ (D65)
 ENCODINGS = ("linear", "srgb")
 MIN_PATCH = 4  # pixels per side
 
 
 # --- input helpers shared by the lab measurements ---------------------------------------------
-def _srgb_decode(x: np.ndarray) -> np.ndarray:
+def srgb_decode(x: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 decoding, negative values mirrored (as obscura.core.colour.srgb_decode)."""
     a = np.abs(x)
     return np.sign(x) * np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
@@ -92,7 +96,7 @@ def as_planes(x: Any, *, encoding: str | None = "linear", name: str = "image") -
     arr = x.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise InvalidParameter(f"{name} holds non-finite values (nan or inf)")
-    return _srgb_decode(arr) if encoding == "srgb" else arr
+    return srgb_decode(arr) if encoding == "srgb" else arr
 
 
 def crop(planes: np.ndarray, roi: Sequence[int], *, name: str = "roi", min_size: int = MIN_PATCH) -> np.ndarray:
@@ -167,7 +171,8 @@ class SNRResult:
         }
 
 
-def _stats(plane: np.ndarray, detrend: bool) -> tuple[float, float]:
+def plane_stats(plane: np.ndarray, detrend: bool) -> tuple[float, float]:
+    """Mean and sample standard deviation of ``plane``, after removing a fitted plane when ``detrend``."""
     p = detrend_plane(plane) if detrend else plane
     return float(p.mean()), float(p.std(ddof=1))
 
@@ -187,8 +192,8 @@ def patch_snr(patch: Any, *, encoding: str | None = "linear", detrend: bool = Fa
         raise ShapeError(f"patch must be at least {MIN_PATCH}×{MIN_PATCH} pixels; got {tuple(p.shape)}")
     if p.shape[0] not in (1, 3):
         raise ShapeError(f"patch must have 1 or 3 channels; got {tuple(p.shape)}")
-    stats = [_stats(c, detrend) for c in p]
-    lm, ls = _stats(luminance(p), detrend)
+    stats = [plane_stats(c, detrend) for c in p]
+    lm, ls = plane_stats(luminance(p), detrend)
     snrs = tuple(_snr(m, s) for m, s in stats)
     return SNRResult(
         mean=tuple(m for m, _ in stats),
@@ -343,7 +348,7 @@ def csf_chrominance(nu: np.ndarray, channel: str) -> np.ndarray:
 # S-CIELAB opponent transform from XYZ (Zhang & Wandell 1996; Poirson & Wandell 1993), used by ISO 15739
 _XYZ_TO_OPP = np.array([[0.279, 0.720, -0.107], [-0.449, 0.290, -0.077], [0.086, -0.590, 0.501]])
 _SRGB_TO_XYZ = np.array(  # IEC 61966-2-1 linear sRGB → XYZ (D65)
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    [[0.4124564, 0.3575761, 0.1804375], SRGB_Y_WEIGHTS, [0.0193339, 0.1191920, 0.9503041]]
 )
 _D65_XYZ = np.array([0.95047, 1.0, 1.08883])
 

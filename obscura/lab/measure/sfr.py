@@ -46,6 +46,7 @@ import numpy as np
 
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
+from obscura.lab.measure.noise import LUMINANCE_WEIGHTS
 
 __all__ = [
     "SFRResult",
@@ -64,7 +65,6 @@ MAX_ANGLE_DEG = 45.0  # ISO 12233:2017 allows any slant up to 45°; beyond, the 
 MAX_CORRECTION = 10.0  # cap of the derivative / binning correction, as ISO 12233 caps its own
 ESF_MIN_HALF_WIDTH = 3.0  # px each side of the edge analysed at least ("auto")
 ESF_SPAN_FACTOR = 3  # × the reach of the edge (ESF off its plateau by > 2 %), px each side ("auto")
-LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # ITU-R BT.709 luminance from linear RGB
 
 SFR_WINDOWS = Registry("sfr window")
 
@@ -147,19 +147,17 @@ class SFRResult:
         return float(np.interp(f, self.freq, self.sfr))
 
 
-def _as_array(roi: Any) -> np.ndarray:
-    try:
-        import torch
+def as_array(x: Any, name: str = "roi") -> np.ndarray:
+    """``x`` (a torch tensor or numpy array of real numbers) as a float64 numpy array, else ShapeError."""
+    import torch
 
-        if isinstance(roi, torch.Tensor):
-            return roi.detach().to("cpu", torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    if not isinstance(roi, np.ndarray):
-        raise ShapeError(f"roi must be a torch.Tensor or numpy array; got {type(roi).__name__}")
-    if not (np.issubdtype(roi.dtype, np.floating) or np.issubdtype(roi.dtype, np.integer)):
-        raise ShapeError(f"roi must hold real numbers; got dtype {roi.dtype}")
-    return roi.astype(np.float64)
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    if not isinstance(x, np.ndarray):
+        raise ShapeError(f"{name} must be a torch.Tensor or numpy array; got {type(x).__name__}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ShapeError(f"{name} must hold real numbers; got dtype {x.dtype}")
+    return x.astype(np.float64)
 
 
 def _row_centroids(d: np.ndarray, centres: np.ndarray, half: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -476,7 +474,7 @@ def esfr(
     Raises ShapeError for a wrong shape or a region under 20 px, InvalidParameter when no edge is found
     or its angle is outside ``angle_range`` degrees.
     """
-    x = _as_array(roi)
+    x = as_array(roi)
     if isinstance(oversample, bool) or not isinstance(oversample, int) or not 2 <= oversample <= 16:
         raise InvalidParameter(f"oversample must be an integer in [2, 16]; got {oversample!r}")
     if isinstance(fit_order, bool) or not isinstance(fit_order, int) or not 1 <= fit_order <= 5:

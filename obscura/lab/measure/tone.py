@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from obscura.core.errors import InvalidParameter, ShapeError
-from obscura.lab.measure.noise import as_planes, crop, detrend_plane, luminance
+from obscura.lab.measure.noise import as_planes, crop, luminance, plane_stats
 
 __all__ = ["ToneResult", "ExposureResult", "measure_tone", "dynamic_range", "exposure_error"]
 
@@ -96,11 +96,6 @@ def dynamic_range(
     return float(e[top] - e[prev]), True, top
 
 
-def _patch_stats(p: np.ndarray, detrend: bool) -> tuple[float, float]:
-    q = detrend_plane(p) if detrend else p
-    return float(q.mean()), float(q.std(ddof=1))
-
-
 def measure_tone(
     image: Any,
     rois: Mapping[str, Sequence[int]] | Sequence[Sequence[int]],
@@ -144,7 +139,7 @@ def measure_tone(
     means, stds, sat = [], [], []
     for i, b in enumerate(boxes):
         p = crop(lum, b, name=f"roi {names[i]!r}")[0]
-        m, s = _patch_stats(p, detrend)
+        m, s = plane_stats(p, detrend)
         raw = crop(planes, b, name=f"roi {names[i]!r}")
         sat.append(float((raw >= clip).any(axis=0).mean()) > saturation_fraction)
         means.append(m)

@@ -19,6 +19,7 @@ from typing import Any
 
 from obscura.core.errors import CorruptFile, InputError, InvalidParameter
 from obscura.lab.report import plots
+from obscura.lab.score import CATEGORIES
 
 __all__ = [
     "data_uri",
@@ -30,8 +31,6 @@ __all__ = [
     "leaderboard_html",
     "result_label",
 ]
-
-CATEGORIES = ("exposure", "colour", "texture", "noise", "artifacts")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#222}
@@ -127,7 +126,7 @@ def _centre_box(h: int, w: int, side: int = 128) -> tuple[int, int, int, int]:
     return x0, y0, x0 + s, y0 + s
 
 
-def _chart_crop_box(chart: str, m: Mapping[str, Any], h: int, w: int) -> tuple[int, int, int, int]:
+def _chart_crop_box(chart: str, h: int, w: int) -> tuple[int, int, int, int]:
     """An informative crop per chart: the top-right edge region, the dead leaves' centre, the centre."""
     if chart == "zoneplate":
         s = min(128, h, w)
@@ -192,7 +191,7 @@ def _chart_section(chart: str, dicts: Sequence[dict[str, Any]], results: Sequenc
             imgs[result_label(r)] = r.images[c][chart]
         if len(imgs) >= 2:
             h, w = next(iter(imgs.values())).shape[:2]
-            box = _chart_crop_box(chart, {}, h, w)
+            box = _chart_crop_box(chart, h, w)
             png = plots.crops_side_by_side(imgs, box=box)
             parts.append(f'<div class="plots">{_img(png, f"crops {box} at {c}")}</div>')
     # the measurements per condition, compactly

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "png_bytes",
     "figure_png",
     "plot_sfr",
     "plot_colorchecker_delta_e",
@@ -42,15 +41,6 @@ def figure_png(fig: Any) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 image as PNG bytes (Pillow)."""
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
