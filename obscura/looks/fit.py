@@ -18,16 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from obscura.core.device import resolve_device
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.validate import check_number
 from obscura.io.atomic import atomic_output, check_output_path
+from obscura.lab.baseline import mean_delta_e00
 from obscura.looks.lut import LUT3D, identity_lut, interpolate_tetrahedral, write_cube
 
-__all__ = ["FitResult", "fit_lut", "delta_e00", "lut_smoothness", "lut_monotonicity", "save_fit"]
+__all__ = ["FitResult", "fit_lut", "lut_smoothness", "lut_monotonicity", "save_fit"]
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,13 @@ class FitResult:
     loss: float = float("nan")
 
 
-def delta_e00(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-point CIEDE2000 (Sharma, Wu & Dalal 2005, via colour-science) between sRGB values (3, ...).
-
-    Values are clipped to [0, 1], decoded with the sRGB curve, taken to XYZ and CIELAB (D65 white).
-    Evaluation only: runs in numpy on the CPU. Returns a float64 tensor of the points' shape.
-    """
-    import colour
-
+def _mean_delta_e00(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean CIEDE2000 between sRGB values (3, ...) clipped to [0, 1] (:func:`obscura.lab.baseline.mean_delta_e00`,
+    colour-science). Evaluation only: runs in numpy on the CPU."""
     if a.shape != b.shape or a.ndim < 2 or a.shape[0] != 3:
         raise ShapeError(f"delta_e00 needs two (3, ...) tensors of one shape; got {tuple(a.shape)}, {tuple(b.shape)}")
-
-    def lab(x: torch.Tensor) -> np.ndarray:
-        rgb = x.detach().reshape(3, -1).T.double().clamp(0, 1).cpu().numpy()
-        xyz = colour.RGB_to_XYZ(rgb, "sRGB", apply_cctf_decoding=True)
-        return colour.XYZ_to_Lab(xyz, colour.RGB_COLOURSPACES["sRGB"].whitepoint)
-
-    d = colour.delta_E(lab(a), lab(b), method="CIE 2000")
-    return torch.from_numpy(np.asarray(d)).reshape(a.shape[1:])
+    pa, pb = (x.detach().reshape(3, -1).T.double().clamp(0, 1).cpu().numpy() for x in (a, b))
+    return mean_delta_e00(pa, pb)
 
 
 def lut_smoothness(table: torch.Tensor) -> torch.Tensor:
@@ -190,7 +179,7 @@ def fit_lut(
         xs = x[:, ids.to(x.device)].float().cpu()
         with torch.no_grad():
             pred = interpolate_tetrahedral(xs.clamp(0, 1) * (size - 1), lut.table)
-        return float(delta_e00(pred, y[:, ids.to(y.device)].float().cpu()).mean())
+        return _mean_delta_e00(pred, y[:, ids.to(y.device)].float().cpu())
 
     return FitResult(lut, mean_de(idx_train), mean_de(idx_hold), step, loss_v)
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from obscura.core.colour import SPACES, conversion_matrix, srgb_decode, srgb_encode
+from obscura.core.colour import convert, srgb_decode, srgb_encode
 from obscura.core.errors import InputError, InvalidParameter, ShapeError, UnknownMethod, UnsupportedFormat
 from obscura.core.validate import check_number
 from obscura.looks import ops
@@ -381,22 +381,11 @@ def _apply_lut_srgb(lin: torch.Tensor, ref: LutRef, space: str) -> torch.Tensor:
     from obscura.looks.lut import apply_lut
 
     lut = _read_lut(ref.file, os.stat(ref.file).st_mtime)
-    to_srgb = conversion_matrix(space, "linear_srgb")
-    from_srgb = conversion_matrix("linear_srgb", space)
-    e = srgb_encode(ops._mat(to_srgb, lin)).clamp(0.0, 1.0)
+    e = convert(lin, src=space, dst="srgb").clamp(0.0, 1.0)
     frames = e.unbind(0) if e.ndim == 4 else (e,)
     out = [apply_lut(f, lut) for f in frames]
     y = torch.stack(out) if e.ndim == 4 else out[0]
-    return ops._mat(from_srgb, srgb_decode(y))
-
-
-def _check_space(space: str) -> tuple[str, bool]:
-    """(linear space, encoded?) for ``space``; rejects camera and unknown spaces."""
-    if space not in SPACES or space == "camera":
-        valid = ", ".join(s for s in SPACES if s != "camera")
-        raise InvalidParameter(f"space must be one of {valid}; got {space!r}")
-    s = SPACES[space]
-    return s.linear, s.transfer == "srgb"
+    return convert(y, src="srgb", dst=space)
 
 
 def apply_look(
@@ -417,7 +406,7 @@ def apply_look(
     """
     lk = load_look(look)
     ops.check_lab(x)
-    lin_space, encoded = _check_space(space)
+    lin_space, encoded = ops._split_space(space, camera=False)
     h, w = x.shape[-2:]
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise InvalidParameter(f"top must be an int ≥ 0; got {top!r}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 from obscura.core.errors import CorruptFile, InputError, InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 from obscura.io.atomic import atomic_output
+from obscura.isp._filters import parallel_map, parallel_threads
 
 __all__ = [
     "LUT1D",
@@ -354,14 +354,7 @@ def apply_lut3d(x: torch.Tensor, lut: LUT3D, *, method: str = "tetrahedral") -> 
         else:
             out[:, s : s + step] = interp(u, table)
 
-    starts = range(0, m, step)
-    workers = min(torch.get_num_threads(), len(starts)) if x.device.type == "cpu" else 1
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, starts))
-    else:
-        for s in starts:
-            run(s)
+    parallel_map(run, range(0, m, step), threads=parallel_threads(x.device))
     return out.reshape(x.shape)
 
 

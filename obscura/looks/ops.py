@@ -124,10 +124,17 @@ def _rgb_to_xyz_d65(space: str) -> np.ndarray:
     return bradford_matrix(WHITE_D50, WHITE_D65) @ rgb_to_xyz_d50_matrix(space)
 
 
+def _split_space(space: str, *, camera: bool = True) -> tuple[str, bool]:
+    """(linear space, encoded?) for ``space``; unknown spaces (and ``camera`` unless allowed) raise."""
+    if space not in SPACES or (not camera and space == "camera"):
+        valid = ", ".join(s for s in SPACES if camera or s != "camera")
+        raise InvalidParameter(f"unknown colour space {space!r}: space must be one of {valid}")
+    s = SPACES[space]
+    return s.linear, s.transfer == "srgb"
+
+
 def _encoded(space: str) -> bool:
-    if space not in SPACES:
-        raise InvalidParameter(f"unknown colour space {space!r}; valid: {', '.join(SPACES)}")
-    return SPACES[space].transfer == "srgb"
+    return _split_space(space)[1]
 
 
 def rgb_to_oklab(x: torch.Tensor, *, space: str = "linear_srgb") -> torch.Tensor:

@@ -209,10 +209,6 @@ def list_cameras() -> list[str]:
     return sorted(p.stem for p in _profiles_dir().glob("*.toml"))
 
 
-def _descriptions() -> dict[str, str]:
-    return {n: load_camera(n).description for n in list_cameras()}
-
-
 def camera_from_dict(d: Mapping[str, Any], *, source: str = "profile") -> Camera:
     """A Camera from a parsed profile (``[lens]``, ``[sensor]``, ``[defaults]``, ``[handshake]``)."""
     d = dict(d)
@@ -409,23 +405,9 @@ def _resample(x: torch.Tensor, size: tuple[int, int], motion: tuple[float, float
 @functools.lru_cache(maxsize=8)
 def _coarse_distortion(
     size: tuple[int, int], model: str, params: tuple[float, ...], mags: tuple[float, ...], device: str
-) -> tuple[torch.Tensor, int, int]:
-    """Source coordinates (C, 2, ny, nx) (continuous px) of the lens geometry, solved exactly every
-    ``_FIELD_STEP`` pixels (the field is smooth; see :func:`optics._geometry`), one plane per magnification."""
-    h, w = size
-    step = optics._FIELD_STEP
-    ny, nx = max(2, -(-(h - 1) // step) + 1), max(2, -(-(w - 1) // step) + 1)
-    at = (
-        torch.linspace(0.0, h - 1.0, ny, dtype=torch.float64, device=device),
-        torch.linspace(0.0, w - 1.0, nx, dtype=torch.float64, device=device),
-    )
-    f = torch.stack(
-        [
-            optics.distortion_field(size, model, params, magnification=m, dtype=torch.float64, device=device, _at=at)
-            for m in mags
-        ]
-    )
-    return f, ny, nx
+) -> torch.Tensor:
+    """:func:`optics._coarse_field` (C, 2, ny, nx), cached: the lens geometry is the same every frame."""
+    return optics._coarse_field(size, model, params, mags, device)
 
 
 def _frame_grid(
@@ -441,15 +423,13 @@ def _frame_grid(
     """One grid_sample grid (C, H, W, 2) for the lens geometry (distortion, lateral CA) composed with the
     frame's motion, so the scene is resampled once; (1, H, W, 2) when there is no geometry (``lens`` None
     or without distortion and lateral CA)."""
-    mags = (lens.tca[0], 1.0, lens.tca[1]) if planes == 3 and lens is not None else (1.0,)
-    geometric = lens is not None and (lens.distortion != "none" or any(m != 1.0 for m in mags))
     h, w = size
-    if geometric:
-        f, _, _ = _coarse_distortion(
-            (h, w), lens.distortion, tuple(float(v) for v in lens.distortion_params), mags, str(device)
-        )
+    if _geometric(lens, planes):
+        params = tuple(float(v) for v in lens.distortion_params)
+        mags = optics._plane_magnifications(lens, planes)
+        f = _coarse_distortion((h, w), lens.distortion, params, mags, str(device))
     else:  # motion only: one plane, the identity field
-        f, _, _ = _coarse_distortion((h, w), "none", (), (1.0,), str(device))
+        f = _coarse_distortion((h, w), "none", (), (1.0,), str(device))
     px, py = f[:, 0] - 0.5, f[:, 1] - 0.5  # continuous → index coordinates (pixel centre at i)
     dx, dy, ang = motion
     cx, cy = (w - 1) / 2, (h - 1) / 2
@@ -477,9 +457,7 @@ def _frame_grid(
 
 def _geometric(lens: Lens | None, planes: int) -> bool:
     """Whether the lens bends the image (distortion or lateral CA)."""
-    if lens is None:
-        return False
-    return lens.distortion != "none" or (planes == 3 and tuple(lens.tca) != (1.0, 1.0))
+    return lens is not None and optics._bends(lens, planes)
 
 
 def _sample(src: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -518,7 +496,7 @@ def _render_frame_rate(
     done = _geometric(lens, rate.shape[0])
     for p in positions:
         q = (p[0] * k, p[1] * k, p[2])  # frame pixels → supersampled pixels
-        if tuple(src.shape[-2:]) == over and q == (0.0, 0.0, 0.0) and not _geometric(lens, rate.shape[0]):
+        if tuple(src.shape[-2:]) == over and q == (0.0, 0.0, 0.0) and not done:
             y = src
         else:
             y = _sample(src, _frame_grid(over, tuple(src.shape[-2:]), lens, q, planes=rate.shape[0],
@@ -609,7 +587,7 @@ def _meta(
 ) -> RawMeta:
     from obscura import __version__
 
-    white = float(2**sen.bits - 1)
+    white = float(sen.white_level)
     n_sites = 1 if sen.cfa == "" else len(sen.cfa)
     diag = math.hypot(sen.width, sen.height) * sen.pixel_pitch_um * 1e-3
     f35 = camera.lens.focal_length_mm * _FULL_FRAME_DIAGONAL_MM / diag

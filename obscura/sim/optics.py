@@ -888,27 +888,23 @@ def lens_vignetting(
 ) -> torch.Tensor:
     """The lens's vignetting gain (H, W): cos⁴ (if enabled, f in pixels = focal length / pitch) × poly."""
     h, w = _check_size(size)
-    r2 = _radius2_px(h, w, dtype=dtype, device=device)
     g = torch.ones((), dtype=dtype, device=device)
     if lens.vignetting_cos4:
         f = lens.focal_length_mm * 1000.0 / float(pixel_pitch_um)
-        g = (1.0 + r2 * (1.0 / (f * f))).square().reciprocal()
+        g = vignetting_cos4((h, w), focal_length_px=f, dtype=dtype, device=device)
     if any(lens.vignetting_k):
         k1, k2, k3 = lens.vignetting_k
-        rn = r2 * (1.0 / (0.25 * (h * h + w * w)))
-        poly = 1.0 + rn * (k1 + rn * (k2 + rn * k3))
-        if float(poly.min()) < 0:
-            raise InvalidParameter(f"lens vignetting_k = {lens.vignetting_k} give a negative gain in the image")
-        g = g * poly
+        g = g * vignetting_poly((h, w), k1=k1, k2=k2, k3=k3, dtype=dtype, device=device)
     return g.expand(h, w)
 
 
-def apply_vignetting(x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
-    """``x`` (C, H, W) times the gain map (H, W)."""
+def apply_vignetting(x: torch.Tensor, gain: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
+    """``x`` (C, H, W) times the gain map (H, W); ``in_place=True`` scales ``x`` itself."""
     x = _check_chw(x)
     if not isinstance(gain, torch.Tensor) or tuple(gain.shape) != tuple(x.shape[1:]):
         raise ShapeError(f"gain must be a tensor of shape {tuple(x.shape[1:])}; got {_shape(gain)}")
-    return x * gain.to(device=x.device, dtype=x.dtype)[None]
+    gain = gain.to(device=x.device, dtype=x.dtype)[None]
+    return x.mul_(gain) if in_place else x * gain
 
 
 # ------------------------------------------------------------------------------------- distortion
@@ -1092,17 +1088,7 @@ def _geometry(
     (which nearly folds over at the corners); the full field would cost seconds instead of milliseconds.
     """
     h, w = x.shape[1:]
-    ny, nx = max(2, -(-(h - 1) // _FIELD_STEP) + 1), max(2, -(-(w - 1) // _FIELD_STEP) + 1)
-    at = (
-        torch.linspace(0.0, h - 1.0, ny, dtype=torch.float64, device=x.device),
-        torch.linspace(0.0, w - 1.0, nx, dtype=torch.float64, device=x.device),
-    )
-    coarse = torch.stack(
-        [
-            distortion_field((h, w), model, params, magnification=m, dtype=torch.float64, device=x.device, _at=at)
-            for m in mags
-        ]
-    )  # (C, 2, ny, nx) at pixels linspace(0, H - 1) × linspace(0, W - 1)
+    coarse = _coarse_field((h, w), model, params, mags, x.device)
     # to grid_sample's normalised coordinates (align_corners=False: -1 and +1 are the image's outer edges),
     # then bilinearly up to every pixel (float32 keeps positions to ~1e-4 px on a 4000 px side)
     scale = torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64, device=x.device)[None, :, None, None]
@@ -1112,7 +1098,37 @@ def _geometry(
     return out.clamp(min=0.0) if interpolation == "bicubic" else out
 
 
+def _coarse_field(
+    size: tuple[int, int], model: str, params: Sequence[float], mags: Sequence[float], device: Any
+) -> torch.Tensor:
+    """Source coordinates (C, 2, ny, nx) (continuous px, float64) of the distortion, one plane per
+    magnification, solved exactly at pixels linspace(0, H − 1, ny) × linspace(0, W − 1, nx), a grid every
+    ``_FIELD_STEP`` pixels (the field is smooth; see :func:`_geometry`)."""
+    h, w = size
+    ny, nx = max(2, -(-(h - 1) // _FIELD_STEP) + 1), max(2, -(-(w - 1) // _FIELD_STEP) + 1)
+    at = (
+        torch.linspace(0.0, h - 1.0, ny, dtype=torch.float64, device=device),
+        torch.linspace(0.0, w - 1.0, nx, dtype=torch.float64, device=device),
+    )
+    return torch.stack(
+        [
+            distortion_field((h, w), model, params, magnification=m, dtype=torch.float64, device=device, _at=at)
+            for m in mags
+        ]
+    )
+
+
 _FIELD_STEP = 4
+
+
+def _plane_magnifications(lens: Lens, planes: int) -> tuple[float, ...]:
+    """Lateral-CA magnification per plane: ``(m_r, 1, m_b)`` for 3 planes, ``(1,)`` otherwise."""
+    return (lens.tca[0], 1.0, lens.tca[1]) if planes == 3 else (1.0,)
+
+
+def _bends(lens: Lens, planes: int) -> bool:
+    """Whether the lens bends an image of ``planes`` planes (distortion or lateral CA)."""
+    return lens.distortion != "none" or any(m != 1.0 for m in _plane_magnifications(lens, planes))
 
 
 # --------------------------------------------------------------------------------------- the lens
@@ -1151,11 +1167,10 @@ def apply_lens(
     if spectra.shape[0] != c:
         raise ShapeError(f"channel_spectra must have one row per plane ({c}); got {spectra.shape}")
     out = x
-    mags = (lens.tca[0], 1.0, lens.tca[1]) if c == 3 else (1.0,)
-    if lens.distortion != "none" or any(m != 1.0 for m in mags):
+    if _bends(lens, c):
         if interpolation not in _INTERP:
             raise InvalidParameter(f"interpolation must be one of {', '.join(_INTERP)}; got {interpolation!r}")
-        out = _geometry(out, lens.distortion, lens.distortion_params, mags, interpolation)
+        out = _geometry(out, lens.distortion, lens.distortion_params, _plane_magnifications(lens, c), interpolation)
 
     def grid_for(dfw: float) -> torch.Tensor:
         return field_psf_grid(
@@ -1194,5 +1209,5 @@ def apply_lens(
         out = convolve_field_varying(out, grid_for(float(w020(d))))
     if lens.vignetting_cos4 or any(lens.vignetting_k):
         gain = lens_vignetting(lens, size=(h, w), pixel_pitch_um=pitch, dtype=x.dtype, device=x.device)
-        out = out.mul_(gain) if out is not x else out * gain  # the blurred image is ours: scale it in place
+        out = apply_vignetting(out, gain, in_place=out is not x)  # the blurred image is ours: scale in place
     return out

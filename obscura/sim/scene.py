@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from obscura.core.colour import WHITE_D65, bradford_matrix, normalised_primary_matrix
+from obscura.core.colour import SPACES, WHITE_D65, bradford_matrix, normalised_primary_matrix
 from obscura.core.errors import (
     CorruptFile,
     InputError,
@@ -43,8 +43,6 @@ __all__ = [
     "flat_scene",
     "SCENE_SUFFIXES",
 ]
-
-_SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
 
 
 def _luminance_from(luminance: float | None, lux: float | None, *, default: float = 100.0) -> float:
@@ -200,7 +198,7 @@ class Scene:
         D65 with Bradford (Lam 1985): what a white-balanced photo of the scene shows. ``adapt=False``
         converts the XYZ as they are (the illuminant's colour cast stays).
         """
-        m = np.linalg.inv(normalised_primary_matrix(_SRGB_PRIMARIES, WHITE_D65))
+        m = np.linalg.inv(normalised_primary_matrix(SPACES["linear_srgb"].primaries, WHITE_D65))
         if adapt:
             m = m @ bradford_matrix(spectral.illuminant_xy(self.illuminant), WHITE_D65)
         c = spectral.cmfs()

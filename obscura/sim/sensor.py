@@ -39,11 +39,12 @@ import numpy as np
 import torch
 
 from obscura.core.cfa import cfa_period, mosaic_rgb
-from obscura.core.colour import WHITE_D50, bradford_matrix, xy_to_XYZ
+from obscura.core.colour import WHITE_D50, XYZ_to_xy, bradford_matrix, xy_to_XYZ
 from obscura.core.errors import InvalidParameter, ShapeError
 from obscura.core.registry import Registry
 from obscura.core.types import validate_cfa
 from obscura.core.validate import check_number
+from obscura.isp._filters import parallel_map, parallel_threads
 from obscura.sim import spectral
 
 __all__ = [
@@ -59,14 +60,9 @@ __all__ = [
     "electron_rate",
     "sample_cfa",
     "conversion_gain",
-    "white_level",
     "FixedPattern",
     "fixed_pattern",
     "shot_noise",
-    "read_noise",
-    "row_noise",
-    "adc_noise",
-    "dark_electrons",
     "quantize",
     "Exposure",
     "expose",
@@ -315,11 +311,15 @@ def _photon_curves(
     curves: np.ndarray, *, pixel_pitch_um: float, f_number: float, transmission: float, luminance: float
 ):
     """Curves (C, L) that turn a relative spectrum into e⁻/s per pixel (see :func:`electron_rate`)."""
+    irradiance = math.pi * transmission / (4.0 * f_number**2) * spectral.radiance_scale(luminance)
+    return curves * (irradiance * _photons_per_irradiance(pixel_pitch_um))[None, :]
+
+
+def _photons_per_irradiance(pixel_pitch_um: float) -> np.ndarray:
+    """(L,) photons/s on one pixel per W·m⁻²·nm⁻¹ of spectral irradiance in each bin: ``A_pix·λ/(h·c)·Δλ``."""
     wl_m = spectral.WAVELENGTHS * 1e-9
     area = (pixel_pitch_um * 1e-6) ** 2
-    irradiance = math.pi * transmission / (4.0 * f_number**2) * spectral.radiance_scale(luminance)
-    photons = irradiance * area * wl_m / (spectral.PLANCK * spectral.LIGHT_SPEED) * spectral.STEP_NM
-    return curves * photons[None, :]
+    return area * wl_m / (spectral.PLANCK * spectral.LIGHT_SPEED) * spectral.STEP_NM
 
 
 def electron_rate(scene: Any, *, sensor: Sensor, f_number: float, transmission: float = 0.9) -> torch.Tensor:
@@ -363,11 +363,6 @@ def sample_cfa(x: torch.Tensor, cfa: str) -> torch.Tensor:
 
 
 # --- electronics --------------------------------------------------------------------------------
-def white_level(sensor: Sensor) -> int:
-    """The ADC's largest code, ``2**bits − 1``."""
-    return sensor.white_level
-
-
 def _check_iso(sensor: Sensor, iso: Any) -> float:
     s = check_number("iso", iso, 0.0, 1e7, lo_open=True)
     if s < sensor.base_iso * (1 - 1e-9):
@@ -444,13 +439,6 @@ def fixed_pattern(sensor: Sensor, height: int, width: int, *, device: torch.devi
 _POISSON_CHUNK = 1 << 20  # elements per chunk: fixed, so results do not depend on the thread count
 
 
-@functools.cache
-def _pool():
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="obscura-poisson")
-
-
 def shot_noise(mean_e: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Photon (and dark) shot noise: exact Poisson counts with mean ``mean_e`` (torch.poisson).
 
@@ -471,56 +459,8 @@ def shot_noise(mean_e: torch.Tensor, *, generator: torch.Generator | None = None
         sl = slice(i * _POISSON_CHUNK, (i + 1) * _POISSON_CHUNK)
         out[sl] = torch.poisson(flat[sl], generator=g)
 
-    list(_pool().map(work, range(n)))
+    parallel_map(work, range(n), threads=parallel_threads(mean_e.device))
     return out.view_as(mean_e)
-
-
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None, shape: Sequence[int] | None = None):
-    return torch.randn(
-        tuple(x.shape) if shape is None else tuple(shape), generator=generator, dtype=x.dtype, device=x.device
-    )
-
-
-def read_noise(e: torch.Tensor, *, sigma_e: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add temporal read noise: Gaussian, σ in electrons (before the analog gain)."""
-    if sigma_e <= 0:
-        return e
-    return e + _randn_like(e, generator) * sigma_e
-
-
-def row_noise(e: torch.Tensor, *, sigma_e: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add temporal row noise: one Gaussian offset (σ in e⁻) per row of an (H, W) frame."""
-    if sigma_e <= 0:
-        return e
-    return e + _randn_like(e, generator, (e.shape[-2], 1)) * sigma_e
-
-
-def adc_noise(dn: torch.Tensor, *, sigma_dn: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add ADC noise: Gaussian, σ in DN (after the analog gain, so independent of ISO)."""
-    if sigma_dn <= 0:
-        return dn
-    return dn + _randn_like(dn, generator) * sigma_dn
-
-
-def dark_electrons(
-    mean_photo_e: torch.Tensor,
-    *,
-    dark_e: float,
-    hot: torch.Tensor | None,
-    hot_e: float,
-    full_well_e: float,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Photo + dark electrons after shot noise and the full-well clip, mean dark level clamped out.
-
-    Counts are Poisson with mean ``mean_photo_e + dark_e`` (+ ``hot_e`` at hot sites), clipped at the
-    full well, minus ``dark_e`` (the optical-black clamp removes the mean dark signal).
-    """
-    mean = mean_photo_e + dark_e if dark_e > 0 else mean_photo_e.clone()
-    if hot is not None and hot_e > 0:
-        mean.view(-1)[torch.nonzero(hot.reshape(-1)).squeeze(1)] += hot_e
-    e = shot_noise(mean, generator=generator).clamp_(max=full_well_e)
-    return e.sub_(dark_e) if dark_e > 0 else e
 
 
 def quantize(dn: torch.Tensor, *, white_level: float) -> torch.Tensor:
@@ -583,8 +523,8 @@ def expose(
         return Exposure(torch.round(clean), clean, electrons, g, white, black)
     h, w = rate.shape
     fp = fixed_pattern(sensor, h, w, device=rate.device)
-    # The steps of dark_electrons, row_noise, read_noise and adc_noise, fused in place for speed
-    # (12 MP frames); read and ADC noise are one Gaussian draw of σ² = (g·σ_read)² + σ_adc².
+    # Dark signal, shot noise, row noise, read noise and ADC noise, fused in place for speed (12 MP
+    # frames); read and ADC noise are one Gaussian draw of σ² = (g·σ_read)² + σ_adc².
     mean = rate * t
     if fp.prnu is not None:
         mean.mul_(fp.prnu)
@@ -762,8 +702,7 @@ def dng_colour_tags(
             else fit_colour_matrix_wpp(cam, xyz, white_camera=n, white_xyz=w_xyz)
         )
         cm = np.linalg.inv(m) / n.max()  # cm @ w_xyz = n / max(n)
-        xy = (w_xyz[0] / w_xyz.sum(), w_xyz[1] / w_xyz.sum())
-        fm = bradford_matrix(xy, WHITE_D50) @ m @ np.diag(n)
+        fm = bradford_matrix(XYZ_to_xy(w_xyz), WHITE_D50) @ m @ np.diag(n)
         fm = fm * (d50 / (fm @ np.ones(3)))[:, None]  # exact (1, 1, 1) → D50 despite rounding
         tags[f"color_matrix{i}"] = tuple(float(v) for v in cm.reshape(-1))
         tags[f"forward_matrix{i}"] = tuple(float(v) for v in fm.reshape(-1))
@@ -786,14 +725,10 @@ def saturation_iso(sensor: Sensor, *, illuminant: str = "D55") -> float:
     focal-plane exposure (lux·s) of ``illuminant`` light that fills the full well of the most sensitive
     channel."""
     c = sensitivities(sensor)
-    spd = spectral.illuminant_spd(illuminant)
-    cm = spectral.cmfs()
-    # spectral irradiance (W/m²/nm) of 1 lux: E_v = K_m Σ ȳ E_λ Δλ
-    e_lambda = spd / (683.002 * (cm[1] * spd).sum() * spectral.STEP_NM)
-    wl_m = spectral.WAVELENGTHS * 1e-9
-    area = (sensor.pixel_pitch_um * 1e-6) ** 2
-    photons = e_lambda * area * wl_m / (spectral.PLANCK * spectral.LIGHT_SPEED) * spectral.STEP_NM
-    e_per_lux_s = float((c @ photons).max())
+    # spectral irradiance (W/m²/nm) of 1 lux, E_v = K_m Σ ȳ E_λ Δλ: the SPD has Y = 1, so the same scale as
+    # the radiance of 1 cd/m²
+    e_lambda = spectral.illuminant_spd(illuminant) * spectral.radiance_scale(1.0)
+    e_per_lux_s = float((c @ (e_lambda * _photons_per_irradiance(sensor.pixel_pitch_um))).max())
     h_sat = (
         min(
             sensor.full_well_e,

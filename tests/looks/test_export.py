@@ -21,21 +21,10 @@ from obscura.looks import ops
 from obscura.looks.look import list_looks, load_look, look_srgb_fn
 from obscura.looks.lut import apply_lut, bake_srgb, write_cube
 from tests.conftest import shared_data_dir
+from tests.looks._ocio import ocio_apply
 
 TARGET = 2e-3
 KNOWN_ABOVE = {"monochrome-high-contrast": 2.5e-3, "negative": 2.5e-3, "slide": 2.5e-3, "vibrant": 5e-3}
-
-
-def _ocio(path, rgb: np.ndarray) -> np.ndarray:
-    ocio = pytest.importorskip("PyOpenColorIO")
-    proc = (
-        ocio.Config.CreateRaw()
-        .getProcessor(ocio.FileTransform(src=str(path), interpolation=ocio.INTERP_TETRAHEDRAL))
-        .getDefaultCPUProcessor()
-    )
-    out = np.ascontiguousarray(rgb, dtype=np.float32).copy()
-    proc.applyRGB(out)
-    return out
 
 
 def _flat(x: torch.Tensor) -> np.ndarray:
@@ -61,7 +50,7 @@ def test_builtin_look_exported_matches_opencolorio(tmp_path, name, colours):
             inputs.append((f.name, torch.from_numpy(a).permute(2, 0, 1).contiguous()))
     bound = KNOWN_ABOVE.get(name, TARGET)
     for what, x in inputs:
-        theirs = _ocio(p, _flat(x))
+        theirs = ocio_apply(p, _flat(x))
         assert np.abs(theirs - _flat(apply_lut(x, lut))).max() < 1e-5, what  # same interpolation
         err = np.abs(theirs - _flat(fn(x))).max()
         print(f"{name:26s} {what:12s} max |Δ| {err:.2e}")

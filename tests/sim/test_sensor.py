@@ -149,7 +149,7 @@ def test_sample_cfa_monochrome_and_bad_shapes() -> None:
 # --- ADC, gain, clipping ----------------------------------------------------------------------------
 def test_gain_black_white_and_clipping(device: str) -> None:
     s = sen.Sensor(bits=10, black_level_dn=64, full_well_e=4000, base_iso=100)
-    assert sen.white_level(s) == 1023
+    assert s.white_level == 1023
     g = sen.conversion_gain(s, iso=100)
     assert g == pytest.approx((1023 - 64) / 4000)
     assert sen.conversion_gain(s, iso=400) == pytest.approx(4 * g)
@@ -268,28 +268,9 @@ def test_shot_noise_large_tensors_chunked_and_deterministic() -> None:
     assert float(a.double().var()) == pytest.approx(mean, abs=5 * math.sqrt((2 * mean**2 + mean) / n))
 
 
-def test_noise_building_blocks(device: str) -> None:
-    n = 300_000
-    x = torch.full((600, 500), 100.0, device=device)
-    r = sen.read_noise(x, sigma_e=2.0, generator=_gen(device, 1))
-    assert float(r.mean()) == pytest.approx(100, abs=5 * 2 / math.sqrt(n))
-    assert float(r.std()) == pytest.approx(2.0, rel=0.01)
-    a = sen.adc_noise(x, sigma_dn=0.5, generator=_gen(device, 2))
-    assert float(a.std()) == pytest.approx(0.5, rel=0.01)
-    rows = sen.row_noise(x, sigma_e=3.0, generator=_gen(device, 3))
-    assert torch.all(rows == rows[:, :1]) and float(rows[:, 0].std()) == pytest.approx(3.0, rel=0.2)
-    assert sen.read_noise(x, sigma_e=0.0) is x  # σ = 0: no noise (and no copy)
-    hot = torch.zeros((600, 500), dtype=torch.bool, device=device)
-    hot[::50, ::50] = True
-    d = sen.dark_electrons(x, dark_e=30.0, hot=hot, hot_e=500.0, full_well_e=1e6, generator=_gen(device, 4))
-    cold = d[~hot].double()
-    assert float(cold.mean()) == pytest.approx(100, abs=5 * math.sqrt(130 / n))  # dark mean clamped out
-    assert float(cold.var()) == pytest.approx(130, rel=0.02)  # photo + dark shot noise
-    assert float(d[hot].double().mean()) == pytest.approx(600, rel=0.02)
-    assert float(sen.dark_electrons(x * 100, dark_e=0.0, hot=None, hot_e=0, full_well_e=5000.0).max()) == 5000
+def test_quantize(device: str) -> None:
     q = sen.quantize(torch.tensor([-3.0, 0.4, 0.6, 2.5, 1e6], device=device), white_level=1023)
     assert q.tolist() == [0.0, 0.0, 1.0, 2.0, 1023.0]
-    assert torch.all(x == 100.0)  # inputs untouched
 
 
 def test_shot_noise_only_through_expose() -> None:
